@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/daxwio/daxwio/qemu/internal/bootparam"
+	"github.com/daxwio/daxwio/qemu/internal/initramfs"
+	"github.com/daxwio/daxwio/qemu/internal/vm"
+)
+
+// common holds the flags every command that boots VMs shares.
+type common struct {
+	vms      int
+	backend  string
+	kernel   string
+	busybox  string
+	init     string
+	extra    string
+	memMB    int
+	smp      string
+	poolMB   int64
+	workdir  string
+	keep     bool
+	verbose  bool
+	qemuPath string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.vms, "vms", 2, "number of VMs sharing the pool")
+	fs.StringVar(&c.backend, "backend", "ivshmem", "shared memory device: ivshmem (atomic across VMs) or cxl (emulated CXL type-3; not atomic across VMs)")
+	fs.StringVar(&c.kernel, "kernel", "", "guest kernel (default: newest /boot/vmlinuz-*); modules come from /lib/modules/VERSION")
+	fs.StringVar(&c.busybox, "busybox", "/bin/busybox", "static busybox for the initramfs")
+	fs.StringVar(&c.init, "init", "", "static daxwio-vminit binary (default: next to this program)")
+	fs.StringVar(&c.extra, "add", "", "extra static binaries, comma-separated HOST[:GUEST] (GUEST default /usr/bin/NAME)")
+	fs.IntVar(&c.memMB, "mem", 512, "guest RAM in MiB")
+	fs.StringVar(&c.smp, "smp", "1,maxcpus=2", "guest -smp; keep maxcpus>1: with a single possible vCPU TCG does not make guest atomics host atomics and cross-VM CAS loses updates")
+	fs.Int64Var(&c.poolMB, "pool-mb", 0, "pool size in MiB, a power of two (default: what the check needs)")
+	fs.StringVar(&c.workdir, "workdir", "", "directory for the initramfs and console logs (default: a new temporary directory, removed on success)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (console logs) even on success")
+	fs.BoolVar(&c.verbose, "v", false, "copy every guest console line to stderr")
+	fs.StringVar(&c.qemuPath, "qemu", vm.QEMU, "emulator binary")
+}
+
+// bed is a prepared testbed: kernel found, initramfs built, work directory.
+type bed struct {
+	c       common
+	kernel  string
+	kver    string
+	initrd  string
+	workdir string
+	tmpWork bool
+	pools   []string
+}
+
+// preflight finds everything the VMs need and fails with one message that
+// names every missing piece.
+func (c *common) preflight() (*bed, error) {
+	if c.vms < 1 || c.vms > 16 {
+		return nil, fmt.Errorf("--vms %d: want 1..16", c.vms)
+	}
+	if c.backend != "ivshmem" && c.backend != "cxl" {
+		return nil, fmt.Errorf("--backend %q: want ivshmem or cxl", c.backend)
+	}
+	b := &bed{c: *c}
+	var missing []string
+	if _, err := vm.Preflight(c.qemuPath); err != nil {
+		missing = append(missing, err.Error())
+	}
+	if c.kernel == "" {
+		k, v, err := vm.NewestKernel("/boot")
+		if err != nil {
+			missing = append(missing, err.Error())
+		}
+		b.kernel, b.kver = k, v
+	} else {
+		if _, err := os.Stat(c.kernel); err != nil {
+			missing = append(missing, fmt.Sprintf("kernel: %v", err))
+		}
+		b.kernel, b.kver = c.kernel, vm.KernelVersion(c.kernel)
+	}
+	if _, err := os.Stat(c.busybox); err != nil {
+		missing = append(missing, fmt.Sprintf("busybox %s: %v (Debian: apt-get install busybox-static)", c.busybox, err))
+	}
+	if c.init == "" {
+		exe, err := os.Executable()
+		if err == nil {
+			c.init = filepath.Join(filepath.Dir(exe), "daxwio-vminit")
+		}
+	}
+	if _, err := os.Stat(c.init); err != nil {
+		missing = append(missing, fmt.Sprintf("in-VM driver %s: %v (build it: CGO_ENABLED=0 go build -o bin/daxwio-vminit ./qemu/cmd/daxwio-vminit, or run make qemu-test)", c.init, err))
+	}
+	if c.backend == "cxl" {
+		for _, t := range []string{"/usr/bin/cxl", "/usr/bin/ndctl"} {
+			if _, err := os.Stat(t); err != nil {
+				missing = append(missing, fmt.Sprintf("%s: %v (the cxl backend needs Debian's ndctl package in the initramfs: apt-get install ndctl)", t, err))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("the testbed cannot run on this machine:\n  - %s", strings.Join(missing, "\n  - "))
+	}
+	b.c.init = c.init
+	if c.workdir == "" {
+		d, err := os.MkdirTemp("", "daxwio-testbed-")
+		if err != nil {
+			return nil, fmt.Errorf("work directory: %w", err)
+		}
+		b.workdir, b.tmpWork = d, true
+	} else {
+		if err := os.MkdirAll(c.workdir, 0o755); err != nil {
+			return nil, fmt.Errorf("work directory: %w", err)
+		}
+		b.workdir = c.workdir
+	}
+	return b, nil
+}
+
+// cxlModules are what the CXL backend loads in the guest to get /dev/dax0.0.
+var cxlModules = []string{"cxl_acpi", "cxl_pci", "cxl_mem", "cxl_pmem", "cxl_port",
+	"libnvdimm", "nd_pmem", "dax_pmem", "device_dax"}
+
+func (b *bed) buildInitramfs() error {
+	spec := initramfs.Spec{Init: b.c.init, Busybox: b.c.busybox, KernelVersion: b.kver}
+	if b.c.extra != "" {
+		for _, e := range strings.Split(b.c.extra, ",") {
+			host, guest, ok := strings.Cut(e, ":")
+			if !ok {
+				guest = "/usr/bin/" + filepath.Base(host)
+			}
+			spec.Static = append(spec.Static, initramfs.File{Host: host, Guest: guest})
+		}
+	}
+	if b.c.backend == "cxl" {
+		spec.Modules = cxlModules
+		spec.Dynamic = []initramfs.File{{Host: "/usr/bin/cxl", Guest: "/usr/bin/cxl"}, {Host: "/usr/bin/ndctl", Guest: "/usr/bin/ndctl"}}
+	}
+	b.initrd = filepath.Join(b.workdir, "initramfs.cpio")
+	f, err := os.Create(b.initrd)
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	m, err := initramfs.Build(f, spec)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("initramfs: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	progressf("initramfs %s: %.1f MiB, %d files, %d modules (kernel %s)", b.initrd, float64(m.Bytes)/(1<<20), len(m.Files), len(m.Modules), b.kver)
+	return nil
+}
+
+// newPool creates a zeroed pool file in /dev/shm; cleanup removes it.
+func (b *bed) newPool(name string, size int64) (string, error) {
+	if size&(size-1) != 0 {
+		return "", fmt.Errorf("pool %s: size %d is not a power of two", name, size)
+	}
+	p := fmt.Sprintf("/dev/shm/daxwio-testbed-%d-%s", os.Getpid(), name)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("pool: %w", err)
+	}
+	b.pools = append(b.pools, p)
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return "", fmt.Errorf("pool %s: size to %d bytes: %w", p, size, err)
+	}
+	return p, nil
+}
+
+// cleanup removes pools (always) and the work directory (when temporary and
+// ok and not --keep).
+func (b *bed) cleanup(ok bool) {
+	for _, p := range b.pools {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			progressf("cleanup: %v", err)
+		}
+	}
+	b.pools = nil
+	if b.tmpWork && ok && !b.c.keep {
+		_ = os.RemoveAll(b.workdir)
+		return
+	}
+	progressf("console logs and initramfs kept in %s", b.workdir)
+}
+
+// machines describes n VMs running role on pool.
+func (b *bed) machines(run string, role string, pool string, size int64, timeout time.Duration, params func(slot int) map[string]string) ([]vm.Machine, error) {
+	var ms []vm.Machine
+	for i := 0; i < b.c.vms; i++ {
+		cfg := bootparam.Config{Role: role, Slot: i, VMs: b.c.vms, Backend: b.c.backend, Timeout: timeout}
+		if params != nil {
+			cfg.Params = params(i)
+		}
+		tb, err := cfg.Format()
+		if err != nil {
+			return nil, err
+		}
+		m := vm.Machine{
+			Name:    fmt.Sprintf("vm%d", i),
+			QEMU:    b.c.qemuPath,
+			Kernel:  b.kernel,
+			Initrd:  b.initrd,
+			Append:  "console=ttyS0 quiet loglevel=3 panic=-1 " + tb,
+			MemMB:   b.c.memMB,
+			SMP:     b.c.smp,
+			Backend: b.c.backend,
+			Pool:    pool,
+			Size:    size,
+			LogPath: filepath.Join(b.workdir, fmt.Sprintf("%s-vm%d.log", run, i)),
+		}
+		if b.c.backend == "cxl" {
+			lsa, err := b.newPool(fmt.Sprintf("lsa%d", i), vm.LSASize)
+			if err != nil {
+				return nil, err
+			}
+			m.LSA = lsa
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// vmProgress forwards guest lines only with -v, testbed events always.
+func (b *bed) vmProgress(s string) {
+	if !b.c.verbose && strings.Contains(s, ": daxwio-vm[") && !strings.Contains(s, "phase") && !strings.Contains(s, "arrived") {
+		return
+	}
+	progress(s)
+}
+
+// boot runs the machines with a deadline and returns their outcomes.
+func (b *bed) boot(ctx context.Context, ms []vm.Machine, timeout time.Duration) []vm.Outcome {
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("timeout %v", timeout))
+	defer cancel()
+	return vm.RunAll(ctx, ms, b.vmProgress)
+}

@@ -1,0 +1,63 @@
+package guest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func fakeDev(t *testing.T, sys, bdf, vendor, device string, bars ...int) {
+	t.Helper()
+	dir := filepath.Join(sys, "bus", "pci", "devices", bdf)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("vendor", vendor+"\n")
+	write("device", device+"\n")
+	write("enable", "0\n")
+	for _, b := range bars {
+		write("resource"+string(rune('0'+b)), "")
+	}
+}
+
+func TestIvshmemResource(t *testing.T) {
+	sys := t.TempDir()
+	fakeDev(t, sys, "0000:00:01.0", "0x8086", "0x29c0")
+	fakeDev(t, sys, "0000:00:03.0", "0x1af4", "0x1000", 0) // virtio-net, same vendor
+	if _, err := IvshmemResource(sys); err == nil || !strings.Contains(err.Error(), "no ivshmem") {
+		t.Fatalf("no device: err = %v", err)
+	}
+	fakeDev(t, sys, "0000:00:04.0", "0x1af4", "0x1110", 0, 2)
+	got, err := IvshmemResource(sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(sys, "bus/pci/devices/0000:00:04.0/resource2"); got != want {
+		t.Fatalf("got %s want %s", got, want)
+	}
+	b, _ := os.ReadFile(filepath.Join(sys, "bus/pci/devices/0000:00:04.0/enable"))
+	if string(b) != "1" {
+		t.Errorf("device not enabled: enable = %q", b)
+	}
+	fakeDev(t, sys, "0000:00:05.0", "0x1af4", "0x1110", 2)
+	if _, err := IvshmemResource(sys); err == nil || !strings.Contains(err.Error(), "2 ivshmem devices") {
+		t.Fatalf("two devices: err = %v", err)
+	}
+}
+
+func TestIvshmemNoBAR(t *testing.T) {
+	sys := t.TempDir()
+	fakeDev(t, sys, "0000:00:04.0", "0x1af4", "0x1110", 0)
+	if _, err := IvshmemResource(sys); err == nil || !strings.Contains(err.Error(), "no BAR 2") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := FindPCI(filepath.Join(sys, "nope"), 1, 1); err == nil {
+		t.Fatal("missing sysfs not reported")
+	}
+}
