@@ -10,7 +10,7 @@ export CGO_ENABLED ?= 0
 
 all: build
 
-build:
+build: actors
 	$(GO) build ./...
 
 vet:
@@ -20,7 +20,7 @@ fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
 # test: everything CI runs. Sized for a 2-core machine.
-test: vet
+test: vet actors
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
@@ -29,3 +29,27 @@ bench:
 
 clean:
 	rm -rf bin demo-report
+
+# actors: every example actor as .wasm under actors/examples/bin (not
+# committed). Go actors use the Go toolchain (GOOS=wasip1, c-shared reactor);
+# WAT actors and the hostile test modules need wat2wasm (Debian: wabt).
+ACTORS_BIN := actors/examples/bin
+GO_ACTORS  := lz4 crc32c filter logfmt
+WAT_ACTORS := upper
+HOSTILE    := $(basename $(notdir $(wildcard actors/testdata/hostile/*.wat)))
+ACTOR_SRC  := $(shell find actors/examples -name '*.go' -not -path '*/bin/*') go.mod
+
+.PHONY: actors actors-soak
+actors: $(GO_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(WAT_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(HOSTILE:%=$(ACTORS_BIN)/hostile/%.wasm)
+
+$(ACTORS_BIN)/%.wasm: $(ACTOR_SRC)
+	@mkdir -p $(@D)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./actors/examples/$*/wasm
+
+$(ACTORS_BIN)/upper.wasm: actors/examples/upper/upper.wat
+	@mkdir -p $(@D)
+	wat2wasm $< -o $@
+
+$(ACTORS_BIN)/hostile/%.wasm: actors/testdata/hostile/%.wat
+	@mkdir -p $(@D)
+	wat2wasm $< -o $@

@@ -1,0 +1,6 @@
+;; wio_init traps.
+(module (import "wio" "state_read" (func $sr (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "wio_input") (param i32) (result i32) (i32.const 1024))
+  (func (export "wio_init") (param i32) (result i32) unreachable)
+  (func (export "wio_handle") (param i32) (result i64) (i64.const 0)))

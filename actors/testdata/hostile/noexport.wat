@@ -1,0 +1,4 @@
+;; Lacks wio_handle.
+(module (import "wio" "state_read" (func $sr (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "wio_input") (param i32) (result i32) (i32.const 1024)))
