@@ -53,3 +53,13 @@ $(ACTORS_BIN)/upper.wasm: actors/examples/upper/upper.wat
 $(ACTORS_BIN)/hostile/%.wasm: actors/testdata/hostile/%.wat
 	@mkdir -p $(@D)
 	wat2wasm $< -o $@
+
+# qemu-test: daxwio across QEMU virtual machines sharing one memory pool
+# (docs/TESTBED.md). Needs qemu-system-x86, linux-image-amd64 and
+# busybox-static; fails with a list of what is missing rather than passing.
+# About 15-60 s on a 2-core machine; results in bin/qemu-test.json.
+.PHONY: qemu-test
+qemu-test:
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -o bin/ ./qemu/cmd/daxwio-testbed ./qemu/cmd/daxwio-vminit
+	bin/daxwio-testbed test --json bin/qemu-test.json

@@ -34,6 +34,9 @@ func reportsOf(o vm.Outcome) ([]result.Report, error) {
 }
 
 func tail(log []byte, n int) string {
+	if len(strings.TrimSpace(string(log))) == 0 {
+		return "    | (console empty)"
+	}
 	lines := strings.Split(strings.TrimRight(string(log), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -234,7 +234,7 @@ func run(ctx context.Context, m Machine, progress func(string)) Outcome {
 	case werr = <-waitDone:
 	case <-ctx.Done():
 		o.TimedOut = true
-		progress(fmt.Sprintf("%s: deadline passed after %.0fs; killing qemu pid %d", m.Name, time.Since(start).Seconds(), cmd.Process.Pid))
+		progress(fmt.Sprintf("%s: stopping (%v) after %.0fs; killing qemu pid %d", m.Name, context.Cause(ctx), time.Since(start).Seconds(), cmd.Process.Pid))
 		kill(cmd)
 		werr = <-waitDone
 	}
@@ -243,7 +243,7 @@ func run(ctx context.Context, m Machine, progress func(string)) Outcome {
 	o.Reports, o.ParseErr = result.Parse(o.Log)
 	switch {
 	case o.TimedOut:
-		o.Err = fmt.Errorf("vm %s: killed at the deadline (%v) after %.0fs%s", m.Name, context.Cause(ctx), o.Wall.Seconds(), bootNote(o))
+		o.Err = fmt.Errorf("vm %s: killed (%v) after %.0fs%s", m.Name, context.Cause(ctx), o.Wall.Seconds(), bootNote(o))
 	case werr != nil:
 		o.Err = fmt.Errorf("vm %s: qemu exited: %v: %s", m.Name, werr, strings.TrimSpace(stderr.String()))
 	}
