@@ -236,9 +236,17 @@ func (b *bed) vmProgress(s string) {
 	progress(s)
 }
 
+// cxlReady is what the guest prints once its CXL device is set up; on the
+// CXL backend VMs start one after the other on this line.
+const cxlReady = "cxl: ready"
+
 // boot runs the machines with a deadline and returns their outcomes.
 func (b *bed) boot(ctx context.Context, ms []vm.Machine, timeout time.Duration) []vm.Outcome {
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("timeout %v", timeout))
 	defer cancel()
-	return vm.RunAll(ctx, ms, b.vmProgress)
+	marker := ""
+	if b.c.backend == "cxl" {
+		marker = cxlReady
+	}
+	return vm.RunStaggered(ctx, ms, marker, b.vmProgress)
 }

@@ -124,25 +124,39 @@ type casResult struct {
 	Verdict  castest.Verdict  `json:"verdict"`
 	Contend  float64          `json:"contended_cas_per_sec_total"`
 	BootSecs []float64        `json:"boot_seconds"`
+	Note     string           `json:"note,omitempty"`
 	Error    string           `json:"error,omitempty"`
 }
 
 func runCAS(ctx context.Context, b *bed, o testOpts) (any, error) {
 	res := &casResult{Backend: b.c.backend, SMP: b.c.smp}
-	size := poolSize(b.c.poolMB, 16<<20)
+	cxlBackend := b.c.backend == "cxl"
+	def := int64(16 << 20)
+	if cxlBackend {
+		def = 256 << 20 // cxl-type3 capacity is a multiple of 256 MiB
+	}
+	size := poolSize(b.c.poolMB, def)
 	pool, err := b.newPool("cas", size)
 	if err != nil {
 		return res, err
 	}
-	hdr, err := castest.Prepare(castest.Params{VMs: b.c.vms, Ops: o.ops, AloneOps: o.aloneOps})
+	p := castest.Params{VMs: b.c.vms, Ops: o.ops, AloneOps: o.aloneOps}
+	hdr, err := castest.Prepare(p)
 	if err != nil {
 		return res, err
 	}
-	if err := writeAt(pool, hdr, 0); err != nil {
+	var params func(int) map[string]string
+	if cxlBackend {
+		// Only the guest knows where its dax device starts in the pool:
+		// the VMs write the header themselves.
+		params = func(int) map[string]string {
+			return map[string]string{"selfprep": "1", "ops": fmt.Sprint(o.ops), "alone_ops": fmt.Sprint(o.aloneOps)}
+		}
+	} else if err := writeAt(pool, hdr, 0); err != nil {
 		return res, err
 	}
 	progressf("cas: %d VMs x %d contended increments (+ %d alone each) on %s", b.c.vms, o.ops, o.aloneOps, pool)
-	ms, err := b.machines("cas", "cas", pool, size, o.timeout-15*time.Second, nil)
+	ms, err := b.machines("cas", "cas", pool, size, o.timeout-15*time.Second, params)
 	if err != nil {
 		return res, err
 	}
@@ -162,26 +176,6 @@ func runCAS(ctx context.Context, b *bed, o testOpts) (any, error) {
 			}
 		}
 	}
-	if len(errs) > 0 || len(res.VMs) != b.c.vms {
-		errs = append(errs, fmt.Errorf("counters not checked: %d of %d VMs finished the cas role", len(res.VMs), b.c.vms))
-	} else {
-		img := make([]byte, castest.Size)
-		f, err := os.Open(pool)
-		if err == nil {
-			_, err = f.ReadAt(img, 0)
-			f.Close()
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("read pool back: %w", err))
-		} else {
-			v, verr := castest.Verify(img)
-			res.Verdict = v
-			if verr != nil {
-				errs = append(errs, verr)
-			}
-			progressf("cas: shared counter %d, expected %d, lost %d; %d successful CAS ops in total (%d VMs)", v.Shared, v.Expected, v.Lost, v.TotalCASOps, v.VMs)
-		}
-	}
 	for _, r := range res.VMs {
 		progressf("cas: vm%d alone %.2fM CAS/s; contended %.2fM CAS/s (%d calls, %d retries on the shared word)",
 			r.Slot, r.AloneCASPerSec/1e6, r.CASPerSec/1e6, r.CASCalls, r.Retries)
@@ -189,12 +183,54 @@ func runCAS(ctx context.Context, b *bed, o testOpts) (any, error) {
 	if len(res.VMs) > 0 {
 		progressf("cas: contended total %.2fM CAS/s over %d VMs", res.Contend/1e6, len(res.VMs))
 	}
+	if len(errs) > 0 || len(res.VMs) != b.c.vms {
+		errs = append(errs, fmt.Errorf("counters not checked: %d of %d VMs finished the cas role", len(res.VMs), b.c.vms))
+		return res, fail(res, errs)
+	}
+	off := res.VMs[0].PoolOffset
+	for _, r := range res.VMs {
+		if r.PoolOffset != off {
+			errs = append(errs, fmt.Errorf("VMs disagree where the device starts in the pool: vm%d %#x, vm%d %#x", res.VMs[0].Slot, off, r.Slot, r.PoolOffset))
+			return res, fail(res, errs)
+		}
+	}
+	img := make([]byte, castest.Size)
+	f, err := os.Open(pool)
+	if err == nil {
+		_, err = f.ReadAt(img, int64(off))
+		f.Close()
+	}
+	if err != nil {
+		return res, fail(res, append(errs, fmt.Errorf("read pool back at %#x: %w", off, err)))
+	}
+	v, verr := castest.Verify(img)
+	res.Verdict = v
+	progressf("cas: shared counter %d, expected %d, lost %d (accuracy %.6f); %d successful CAS ops in total; per-VM counters exact: %v",
+		v.Shared, v.Expected, v.Lost, v.Accuracy, v.TotalCASOps, v.PerVMExact)
+	if verr != nil && cxlBackend && v.PerVMExact && errors.Is(verr, castest.ErrLost) {
+		// Expected: QEMU emulates every access to the CXL type-3 device, so a
+		// guest's CAS there is a read and a write, not one atomic operation.
+		res.Note = fmt.Sprintf("emulated CXL type-3: %d of %d cross-VM increments lost (accuracy %.6f); CAS is NOT atomic across VMs on this backend. Per-VM counters are exact, so the memory itself is shared.", v.Lost, v.Expected, v.Accuracy)
+		progressf("cas: NOTE %s", res.Note)
+		return res, nil
+	}
+	if verr != nil {
+		errs = append(errs, verr)
+	}
+	if cxlBackend && verr == nil {
+		res.Note = "emulated CXL type-3: no lost update in this run (the race window was not hit; CAS there is still not atomic across VMs)"
+		progressf("cas: NOTE %s", res.Note)
+	}
 	if len(errs) > 0 {
-		err := joinErrs(errs)
-		res.Error = err.Error()
-		return res, err
+		return res, fail(res, errs)
 	}
 	return res, nil
+}
+
+func fail(res *casResult, errs []error) error {
+	err := joinErrs(errs)
+	res.Error = err.Error()
+	return err
 }
 
 func writeAt(path string, b []byte, off int64) error {

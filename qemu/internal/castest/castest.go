@@ -36,20 +36,23 @@ type Words interface {
 // Magic marks a pool prepared for the CAS check ("DXWCAS01").
 const Magic = 0x313053414357_5844
 
-// Layout, in bytes from the start of the pool. Every hot word is on its own
-// 128-byte line pair so that unrelated counters do not share a cache line.
+// Layout, in bytes from the start of the pool. Hot words sit 128 bytes
+// apart so that unrelated counters do not share a cache line. Barriers are
+// per-VM flags (plain stores), not shared counters, so that they work even
+// on a device whose atomics are not atomic across VMs (emulated CXL).
 const (
 	offMagic    = 0
 	offVMs      = 8
 	offOps      = 16
 	offAloneOps = 24
-	offBarrier  = 128 // 3 barrier words, 128 bytes apart
 	offTurn     = 512
 	offShared   = 1024
-	offPerVM    = 2048 // + 128*slot
-	offAlone    = 2048 + 128*MaxVMs
+	offPerVM    = 2048                  // + 128*slot
+	offAlone    = offPerVM + 128*MaxVMs // + 128*slot
+	offBarrier  = offAlone + 128*MaxVMs // + 8*MaxVMs*n + 8*slot
+	nBarriers   = 3
 	// Size is the number of bytes of the pool the check uses.
-	Size = offAlone + 128*MaxVMs
+	Size = offBarrier + 8*MaxVMs*nBarriers
 	// MaxVMs bounds the number of participants.
 	MaxVMs = 64
 )
@@ -87,12 +90,26 @@ type Result struct {
 	Seconds        float64 `json:"seconds"`     // contended phase
 	CASPerSec      float64 `json:"cas_per_sec"` // CASCalls / Seconds
 	SharedSeen     uint64  `json:"shared_seen"` // shared counter after the last barrier
+	PoolOffset     uint64  `json:"pool_offset"` // where this VM's device starts in the pool file
 }
 
 // Run is the guest side for VM slot. It checks the header the host wrote,
 // so a VM that maps the wrong memory fails at once.
-func Run(ctx context.Context, w Words, slot int, progress func(string)) (Result, error) {
+//
+// When the host cannot write the header (the CXL backend: where the guest's
+// device starts in the pool is known only inside the guest), pass selfPrep:
+// every VM then writes the same header itself before the first barrier.
+func Run(ctx context.Context, w Words, slot int, selfPrep *Params, progress func(string)) (Result, error) {
 	r := Result{Slot: slot}
+	if selfPrep != nil {
+		hdr, err := Prepare(*selfPrep)
+		if err != nil {
+			return r, err
+		}
+		for _, off := range []uint64{offVMs, offOps, offAloneOps, offMagic} {
+			w.Store(off, binary.LittleEndian.Uint64(hdr[off:]))
+		}
+	}
 	if m := w.Load(offMagic); m != Magic {
 		return r, fmt.Errorf("castest: pool magic is %#x, want %#x: the region is not the prepared pool (wrong BAR or device?)", m, uint64(Magic))
 	}
@@ -102,7 +119,7 @@ func Run(ctx context.Context, w Words, slot int, progress func(string)) (Result,
 	if slot < 0 || slot >= vms || vms > MaxVMs {
 		return r, fmt.Errorf("castest: slot %d but the pool says %d VMs", slot, vms)
 	}
-	if err := barrier(ctx, w, 0, vms); err != nil {
+	if err := barrier(ctx, w, 0, slot, vms); err != nil {
 		return r, err
 	}
 	progress("all VMs arrived; alone phase")
@@ -126,9 +143,9 @@ func Run(ctx context.Context, w Words, slot int, progress func(string)) (Result,
 	if r.AloneSeconds > 0 {
 		r.AloneCASPerSec = float64(aloneOps) / r.AloneSeconds
 	}
-	w.Add(offTurn, 1)
+	w.Store(offTurn, uint64(slot)+1)
 
-	if err := barrier(ctx, w, 1, vms); err != nil {
+	if err := barrier(ctx, w, 1, slot, vms); err != nil {
 		return r, err
 	}
 	progress("contended phase")
@@ -157,17 +174,23 @@ func Run(ctx context.Context, w Words, slot int, progress func(string)) (Result,
 	if r.Seconds > 0 {
 		r.CASPerSec = float64(r.CASCalls) / r.Seconds
 	}
-	if err := barrier(ctx, w, 2, vms); err != nil {
+	if err := barrier(ctx, w, 2, slot, vms); err != nil {
 		return r, err
 	}
 	r.SharedSeen = w.Load(offShared)
 	return r, nil
 }
 
-func barrier(ctx context.Context, w Words, n, vms int) error {
-	off := uint64(offBarrier + 128*n)
-	w.Add(off, 1)
-	return waitFor(ctx, w, off, uint64(vms), fmt.Sprintf("barrier %d", n))
+// barrier sets this VM's flag for barrier n and waits for every VM's.
+func barrier(ctx context.Context, w Words, n, slot, vms int) error {
+	base := uint64(offBarrier + 8*MaxVMs*n)
+	w.Store(base+8*uint64(slot), 1)
+	for i := 0; i < vms; i++ {
+		if err := waitFor(ctx, w, base+8*uint64(i), 1, fmt.Sprintf("barrier %d (VM %d of %d)", n, i, vms)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitFor polls until the word at off is at least want. It sleeps between
@@ -199,6 +222,12 @@ type Verdict struct {
 	Lost         int64    `json:"lost"`           // Expected - Shared (negative: invented updates)
 	TotalCASOps  uint64   `json:"total_cas_ops"`  // successful CAS on all counters, both phases
 	SharedCASOps uint64   `json:"shared_cas_ops"` // successful CAS on the shared counter
+	// PerVMExact: every per-VM and alone counter (each written by one VM
+	// only) holds exactly what it should. When only the shared counter is
+	// off, cross-VM CAS is not atomic; when these are off too, the memory
+	// itself is not shared or not coherent.
+	PerVMExact bool    `json:"per_vm_exact"`
+	Accuracy   float64 `json:"accuracy"` // Shared / Expected
 }
 
 // ErrLost is wrapped by Verify when counts do not add up.
@@ -239,6 +268,10 @@ func Verify(img []byte) (Verdict, error) {
 		}
 	}
 	v.TotalCASOps += v.Shared
+	v.PerVMExact = len(errs) == 0
+	if v.Expected > 0 {
+		v.Accuracy = float64(v.Shared) / float64(v.Expected)
+	}
 	if v.Shared != v.Expected {
 		errs = append(errs, fmt.Errorf("shared counter is %d, want %d (%d lost updates)", v.Shared, v.Expected, v.Lost))
 	}

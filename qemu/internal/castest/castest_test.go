@@ -42,7 +42,7 @@ func TestRunAndVerify(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			res[i], errs[i] = Run(ctx, m, i, func(string) {})
+			res[i], errs[i] = Run(ctx, m, i, nil, func(string) {})
 		}(i)
 	}
 	wg.Wait()
@@ -80,7 +80,7 @@ func TestRunAndVerify(t *testing.T) {
 
 func TestWrongPool(t *testing.T) {
 	m := &mem{b: make([]uint64, Size/8)}
-	if _, err := Run(context.Background(), m, 0, func(string) {}); err == nil {
+	if _, err := Run(context.Background(), m, 0, nil, func(string) {}); err == nil {
 		t.Fatal("Run on an unprepared pool succeeded")
 	}
 	if _, err := Verify(make([]byte, Size)); err == nil {
@@ -96,8 +96,33 @@ func TestBarrierTimeout(t *testing.T) {
 	m := newMem(img)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := Run(ctx, m, 0, func(string) {})
+	_, err := Run(ctx, m, 0, nil, func(string) {})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("lonely VM: err = %v, want a deadline error", err)
+	}
+}
+
+func TestSelfPrepared(t *testing.T) {
+	m := &mem{b: make([]uint64, Size/8)}
+	p := &Params{VMs: 2, Ops: 1000, AloneOps: 10}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, errs[i] = Run(context.Background(), m, i, p, func(string) {})
+		}(i)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 8*len(m.b))
+	for i, w := range m.b {
+		binary.LittleEndian.PutUint64(out[8*i:], w)
+	}
+	if v, err := Verify(out); err != nil || v.Shared != 2000 {
+		t.Fatalf("verdict %+v, %v", v, err)
 	}
 }

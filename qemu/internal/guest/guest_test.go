@@ -61,3 +61,27 @@ func TestIvshmemNoBAR(t *testing.T) {
 		t.Fatal("missing sysfs not reported")
 	}
 }
+
+func TestMapFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pool")
+	if err := os.WriteFile(p, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := MapDevice(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Len() != 4096 || !m.CAS(8, 0, 5) || m.CAS(8, 0, 6) || m.Add(8, 2) != 7 || m.Load(8) != 7 {
+		t.Fatal("atomic ops on the mapping misbehave")
+	}
+	m.Store(16, 9)
+	m2, err := MapDevice(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if m2.Load(16) != 9 || m2.Load(8) != 7 {
+		t.Fatal("second mapping does not share the first one's words")
+	}
+}

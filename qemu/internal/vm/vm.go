@@ -140,20 +140,44 @@ func Preflight(qemu string) (string, error) {
 // name) and testbed events. RunAll returns only after every qemu process has
 // exited.
 func RunAll(ctx context.Context, ms []Machine, progress func(string)) []Outcome {
+	return RunStaggered(ctx, ms, "", progress)
+}
+
+// RunStaggered is RunAll, except that when marker is not empty each machine
+// starts only once the one before it printed a console line containing
+// marker (or exited). The CXL backend uses it so that one VM at a time sets
+// up its region and namespace on the shared device.
+func RunStaggered(ctx context.Context, ms []Machine, marker string, progress func(string)) []Outcome {
 	out := make([]Outcome, len(ms))
 	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	close(gate)
 	for i := range ms {
+		next := make(chan struct{})
+		var once sync.Once
+		signal := func() { once.Do(func() { close(next) }) }
+		if marker == "" {
+			signal()
+		}
 		wg.Add(1)
-		go func(i int) {
+		go func(i int, gate <-chan struct{}) {
 			defer wg.Done()
-			out[i] = run(ctx, ms[i], progress)
-		}(i)
+			defer signal()
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				out[i] = Outcome{Name: ms[i].Name, Err: fmt.Errorf("vm %s: not started (%v)", ms[i].Name, context.Cause(ctx))}
+				return
+			}
+			out[i] = run(ctx, ms[i], marker, signal, progress)
+		}(i, gate)
+		gate = next
 	}
 	wg.Wait()
 	return out
 }
 
-func run(ctx context.Context, m Machine, progress func(string)) Outcome {
+func run(ctx context.Context, m Machine, marker string, signal func(), progress func(string)) Outcome {
 	o := Outcome{Name: m.Name}
 	qemu, err := Preflight(m.QEMU)
 	if err != nil {
@@ -217,6 +241,9 @@ func run(ctx context.Context, m Machine, progress func(string)) Outcome {
 			if o.Boot == 0 && strings.Contains(s, result.ReadyMarker) {
 				o.Boot = time.Since(start)
 				progress(fmt.Sprintf("%s: guest init running after %.1fs", m.Name, o.Boot.Seconds()))
+			}
+			if marker != "" && strings.Contains(s, marker) {
+				signal()
 			}
 			if strings.HasPrefix(s, "daxwio-vm") {
 				progress(m.Name + ": " + s)
