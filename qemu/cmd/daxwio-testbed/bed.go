@@ -43,7 +43,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.poolMB, "pool-mb", 0, "pool size in MiB, a power of two (default: what the check needs)")
 	fs.StringVar(&c.workdir, "workdir", "", "directory for the initramfs and console logs (default: a new temporary directory, removed on success)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (console logs) even on success")
-	fs.BoolVar(&c.verbose, "v", false, "copy every guest console line to stderr")
+	fs.BoolVar(&c.verbose, "v", false, "copy every guest console line to stderr (and drop 'quiet' from the kernel command line)")
 	fs.StringVar(&c.qemuPath, "qemu", vm.QEMU, "emulator binary")
 }
 
@@ -208,13 +208,14 @@ func (b *bed) machines(run string, role string, pool string, size int64, timeout
 			QEMU:    b.c.qemuPath,
 			Kernel:  b.kernel,
 			Initrd:  b.initrd,
-			Append:  "console=ttyS0 quiet loglevel=3 panic=-1 " + tb,
+			Append:  kernelArgs(b.c.verbose) + tb,
 			MemMB:   b.c.memMB,
 			SMP:     b.c.smp,
 			Backend: b.c.backend,
 			Pool:    pool,
 			Size:    size,
 			LogPath: filepath.Join(b.workdir, fmt.Sprintf("%s-vm%d.log", run, i)),
+			Echo:    b.c.verbose,
 		}
 		if b.c.backend == "cxl" {
 			lsa, err := b.newPool(fmt.Sprintf("lsa%d", i), vm.LSASize)
@@ -228,9 +229,16 @@ func (b *bed) machines(run string, role string, pool string, size int64, timeout
 	return ms, nil
 }
 
+func kernelArgs(verbose bool) string {
+	if verbose {
+		return "console=ttyS0 panic=-1 "
+	}
+	return "console=ttyS0 quiet loglevel=3 panic=-1 "
+}
+
 // vmProgress forwards guest lines only with -v, testbed events always.
 func (b *bed) vmProgress(s string) {
-	if !b.c.verbose && strings.Contains(s, ": daxwio-vm[") && !strings.Contains(s, "phase") && !strings.Contains(s, "arrived") {
+	if !b.c.verbose && strings.Contains(s, ": daxwio-vm[") && !strings.Contains(s, "phase") && !strings.Contains(s, "arrived") && !strings.Contains(s, "cxl:") {
 		return
 	}
 	progress(s)

@@ -41,6 +41,7 @@ type Machine struct {
 	LSA     string // cxl: this VM's label storage area file
 	LogPath string // where the serial console is written; "" for none
 	Stdio   bool   // interactive: console on the caller's terminal
+	Echo    bool   // pass every console line to progress, not only the guest's own lines
 }
 
 // Args returns qemu's arguments for m.
@@ -245,7 +246,7 @@ func run(ctx context.Context, m Machine, marker string, signal func(), progress 
 			if marker != "" && strings.Contains(s, marker) {
 				signal()
 			}
-			if strings.HasPrefix(s, "daxwio-vm") {
+			if m.Echo || strings.HasPrefix(s, "daxwio-vm") {
 				progress(m.Name + ": " + s)
 			}
 		}
