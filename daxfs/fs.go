@@ -1,0 +1,259 @@
+// Package daxfs is a filesystem that lives entirely inside a shared memory
+// region. Every host (process) that maps the region mounts it at once and
+// writes to it; hosts coordinate only by compare-and-swap on words of the
+// region. docs/FORMAT.md describes the bytes, docs/PROTOCOLS.md every CAS
+// protocol.
+//
+// Two APIs share one FS: inode operations (Lookup, Create, Unlink, Rename,
+// OpenIno, ...) that the FUSE front end uses, and path operations (OpenFile,
+// Mkdir, Remove, ReadFile, ...) for Go programs that link the library.
+package daxfs
+
+import (
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/daxwio/daxwio/cxl"
+)
+
+// ExtentName is the name of the region extent that holds the filesystem.
+const ExtentName = "daxfs"
+
+// MkfsOptions describe a new filesystem.
+type MkfsOptions struct {
+	// Buckets is the number of hash buckets (a power of two); 0 derives it
+	// from the extent size.
+	Buckets uint64
+	// MaxHosts is the size of the host table (default 64).
+	MaxHosts int
+	// Lease is how long a host may miss heartbeats before it is declared
+	// dead (default 5s).
+	Lease time.Duration
+	// Extra extents to create beside the filesystem (e.g. "actors").
+	Extra []cxl.ExtentSpec
+	// Size of the daxfs extent; 0 uses everything left in the region.
+	Size uint64
+}
+
+// Mkfs formats region r with an empty daxfs and a root directory. It
+// refuses nothing: callers check for live hosts first (see LiveHosts).
+func Mkfs(r *cxl.Region, o MkfsOptions) error {
+	if o.MaxHosts == 0 {
+		o.MaxHosts = cxl.DefaultMaxHosts
+	}
+	size := o.Size
+	if size == 0 {
+		used := uint64(cxl.HeaderSize) + alignUp(64+uint64(o.MaxHosts)*64, cxl.ExtentAlign)
+		for _, e := range o.Extra {
+			used += alignUp(e.Size, cxl.ExtentAlign)
+		}
+		if used >= r.Len() {
+			return fmt.Errorf("daxfs: mkfs: region of %d bytes has no room for a filesystem", r.Len())
+		}
+		size = (r.Len() - used) &^ (cxl.ExtentAlign - 1)
+	}
+	exts := append([]cxl.ExtentSpec{{Name: ExtentName, Size: size}}, o.Extra...)
+	h, err := cxl.Format(r, cxl.FormatOptions{Extents: exts, MaxHosts: o.MaxHosts, Lease: o.Lease})
+	if err != nil {
+		return fmt.Errorf("daxfs: mkfs: %w", err)
+	}
+	e, _ := h.Extent(ExtentName)
+	sb, err := Geometry(e.Off, e.Len, h.MaxHosts, o.Buckets)
+	if err != nil {
+		return fmt.Errorf("daxfs: mkfs: %w", err)
+	}
+	sb.Created = uint64(time.Now().UnixNano())
+	if _, err := rand.Read(sb.UUID[:]); err != nil {
+		return fmt.Errorf("daxfs: mkfs: uuid: %w", err)
+	}
+	r.Store(sb.sharedWord(swNextIno), RootIno+1)
+	r.Store(sb.sharedWord(swEpoch), 2)
+	copy(r.Bytes(sb.Extent, superSize), sb.Encode())
+	if err := r.Persist(sb.Extent, superSize); err != nil {
+		return err
+	}
+	fs, err := Open(r, Options{})
+	if err != nil {
+		return fmt.Errorf("daxfs: mkfs: open new filesystem: %w", err)
+	}
+	defer fs.Close()
+	g := fs.enter()
+	defer g.exit()
+	if _, err := fs.newInode(g, RootIno, modeDir|0o755, 0, 0, RootIno); err != nil {
+		return fmt.Errorf("daxfs: mkfs: root directory: %w", err)
+	}
+	return r.Persist(e.Off, e.Len)
+}
+
+// Options for Open.
+type Options struct {
+	// Name is shown in the host table.
+	Name string
+	// ReadOnly refuses every mutation (the region may be mapped read-only).
+	ReadOnly bool
+}
+
+// FS is one host's handle on a daxfs region. It is safe for concurrent use.
+type FS struct {
+	r    *cxl.Region
+	sb   *Superblock
+	ht   *cxl.HostTable
+	host *cxl.Host
+	rec  uint64 // our host record
+	ro   bool
+
+	tokens chan int // epoch slots of this host's record
+
+	carveMu sync.Mutex
+	carve   [numClasses]struct{ next, end uint64 }
+
+	limboMu sync.Mutex
+	retires int
+
+	stats Stats
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Stats are this host's counters (see also Statfs for region-wide numbers).
+type Stats struct {
+	CASRetries   atomic.Uint64 // failed CAS attempts on shared words
+	Allocs       atomic.Uint64
+	Frees        atomic.Uint64
+	Retired      atomic.Uint64
+	Reclaimed    atomic.Uint64 // objects freed after their grace period
+	EpochAdvance atomic.Uint64
+	Reaped       atomic.Uint64 // dead hosts' records taken over
+}
+
+// Open mounts the daxfs in region r. Unless ReadOnly, it joins the host
+// table and keeps a heartbeat until Close.
+func Open(r *cxl.Region, o Options) (*FS, error) {
+	h, err := cxl.ReadHeader(r)
+	if err != nil {
+		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
+	}
+	e, err := h.Extent(ExtentName)
+	if err != nil {
+		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
+	}
+	if e.Len < superSize {
+		return nil, fmt.Errorf("daxfs: open %s: %w: extent of %d bytes", r.Path(), ErrBadFormat, e.Len)
+	}
+	img := make([]byte, superSize)
+	copy(img, r.Bytes(e.Off, superSize))
+	sb, err := DecodeSuperblock(img, e.Off, e.Len)
+	if err != nil {
+		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
+	}
+	if sb.MaxHosts != h.MaxHosts {
+		return nil, fmt.Errorf("daxfs: open %s: %w: superblock says %d hosts, region header %d", r.Path(), ErrBadFormat, sb.MaxHosts, h.MaxHosts)
+	}
+	ht, err := cxl.OpenHostTable(r, h)
+	if err != nil {
+		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
+	}
+	fs := &FS{r: r, sb: sb, ht: ht, ro: o.ReadOnly || r.ReadOnly(), stop: make(chan struct{}), done: make(chan struct{})}
+	fs.tokens = make(chan int, epochSlots)
+	for i := range epochSlots {
+		fs.tokens <- i
+	}
+	if fs.ro {
+		// A read-only mount takes no slot: it cannot announce epochs, so
+		// it reads optimistically and bounds every walk (see view rules).
+		fs.rec = 0
+		close(fs.done)
+		return fs, nil
+	}
+	fs.host, err = ht.Join(cxl.JoinOptions{Name: o.Name})
+	if err != nil {
+		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
+	}
+	fs.rec = sb.hostRec(fs.host.Slot())
+	// A record left by an earlier holder of our slot belongs to a dead host
+	// (we hold the slot now): finish what it left before taking it.
+	if old := r.Load(fs.rec + hrInc); old != 0 {
+		fs.reap(fs.host.Slot(), old)
+	}
+	r.Store(fs.rec+hrInc, fs.host.Incarnation())
+	go fs.background()
+	return fs, nil
+}
+
+// Close leaves the host table. Objects this host retired stay in its limbo
+// list and are freed by whoever next holds the slot or reaps it.
+func (fs *FS) Close() error {
+	var err error
+	fs.once.Do(func() {
+		close(fs.stop)
+		<-fs.done
+		if fs.host != nil {
+			fs.reclaim()
+			err = fs.host.Leave()
+		}
+	})
+	return err
+}
+
+// Abandon stops this host as a crash would: no cleanup, no leave. Tests use
+// it to leave work for the survivors.
+func (fs *FS) Abandon() {
+	fs.once.Do(func() {
+		close(fs.stop)
+		<-fs.done
+		if fs.host != nil {
+			fs.host.Abandon()
+		}
+	})
+}
+
+// Region is the region this FS lives in.
+func (fs *FS) Region() *cxl.Region { return fs.r }
+
+// Superblock returns the decoded superblock.
+func (fs *FS) Superblock() *Superblock { return fs.sb }
+
+// HostTable is the region's host table.
+func (fs *FS) HostTable() *cxl.HostTable { return fs.ht }
+
+// Stats returns this host's counters.
+func (fs *FS) Stats() *Stats { return &fs.stats }
+
+// Changes is the namespace change counter: it moves on every create,
+// unlink, rename and link by any host.
+func (fs *FS) Changes() uint64 { return fs.r.Load(fs.sb.sharedWord(swChanges)) }
+
+func (fs *FS) changed() { fs.r.Add(fs.sb.sharedWord(swChanges), 1) }
+
+func (fs *FS) writable() error {
+	if fs.ro {
+		return ErrReadOnly
+	}
+	if err := fs.host.Err(); err != nil {
+		return fmt.Errorf("daxfs: %w", err)
+	}
+	return nil
+}
+
+func (fs *FS) background() {
+	defer close(fs.done)
+	t := time.NewTicker(fs.ht.Lease() / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-fs.stop:
+			return
+		case <-t.C:
+			if fs.host.Err() != nil {
+				return
+			}
+			fs.reapDead()
+			fs.reclaim()
+		}
+	}
+}

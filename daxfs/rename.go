@@ -1,0 +1,254 @@
+package daxfs
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Rename flags (as renameat2).
+const (
+	RenameNoReplace = 1 << 0
+	RenameExchange  = 1 << 1
+)
+
+// Rename moves oldName in oldParent to newName in newParent.
+//
+// Protocol (docs/PROTOCOLS.md, "Rename"): the source dirent's child word is
+// CASed LIVE -> MOVING, which excludes every other unlink or rename of that
+// name; the target is then bound, either by inserting a new dirent
+// (exclusive, like create) or by one CAS of an existing target's child word
+// from the old inode to the moved one (the atomic replace); finally the
+// source goes MOVING -> DEAD. An intent in the host record names source,
+// target and inode, so if the host dies in between, the reaper either
+// completes the rename (target bound) or puts the source back (not bound).
+// The only state a crash can leave is a second name for the moved file
+// (crash after binding a new target, before the intent names it), which
+// fsck repairs; a file is never lost.
+//
+// Directory renames between different parents take a lease-based lock word
+// so that two of them can never build a cycle.
+func (fs *FS) Rename(oldParent Ino, oldName string, newParent Ino, newName string, flags int) error {
+	if err := fs.writable(); err != nil {
+		return err
+	}
+	if flags&RenameExchange != 0 {
+		return fmt.Errorf("daxfs: rename exchange: %w", ErrInvalid)
+	}
+	if err := checkName(oldName); err != nil {
+		return err
+	}
+	if err := checkName(newName); err != nil {
+		return err
+	}
+	g := fs.enter()
+	defer g.exit()
+	r := fs.r
+	srcDir, err := fs.dirInode(oldParent)
+	if err != nil {
+		return err
+	}
+	dstDir, err := fs.dirInode(newParent)
+	if err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		s, err := fs.lookupDirent(oldParent, oldName)
+		if err != nil {
+			return err
+		}
+		if s == 0 {
+			return fmt.Errorf("daxfs: rename %q in %d: %w", oldName, oldParent, ErrNotExist)
+		}
+		c := r.Load(s + deChild)
+		if !childLive(c) {
+			continue
+		}
+		if c&childMoving != 0 {
+			if err := fs.waitMoving(i); err != nil {
+				return err
+			}
+			continue
+		}
+		if oldParent == newParent && oldName == newName {
+			return nil
+		}
+		x := c & childIno
+		xOff, err := fs.inode(x)
+		if err != nil {
+			continue
+		}
+		isDir := uint32(r.Load(xOff+inMode))&modeType == modeDir
+		g.setIntent(intentRename, s, 0, x)
+		if !r.CAS(s+deChild, c, c|childMoving) {
+			g.clearIntent()
+			continue
+		}
+		err = fs.renameMoving(g, s, c, xOff, isDir, srcDir, dstDir, oldParent, newParent, newName, flags)
+		g.clearIntent()
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		return err
+	}
+}
+
+var errRetry = errors.New("daxfs: retry")
+
+// renameMoving runs with the source dirent s in MOVING state. On error it
+// puts s back to LIVE.
+func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDir uint64, oldParent, newParent Ino, newName string, flags int) error {
+	r := fs.r
+	x := c & childIno
+	abort := func(err error) error {
+		r.CAS(s+deChild, c|childMoving, c)
+		return err
+	}
+	if isDir && oldParent != newParent {
+		unlock, err := fs.lockRenames()
+		if err != nil {
+			return abort(err)
+		}
+		defer unlock()
+		// Refuse to move a directory under itself.
+		for p, steps := newParent, 0; ; steps++ {
+			if p == x {
+				return abort(fmt.Errorf("daxfs: rename directory %d under itself: %w", x, ErrInvalid))
+			}
+			if p == RootIno || steps > 1<<16 {
+				break
+			}
+			pOff, err := fs.inode(p)
+			if err != nil {
+				return abort(err)
+			}
+			p = r.Load(pOff + inParent)
+		}
+	}
+	if err := fs.reserve(dstDir); err != nil {
+		return abort(err)
+	}
+	n, err := fs.newDirent(newParent, newName, c)
+	if err != nil {
+		fs.unreserve(dstDir)
+		return abort(err)
+	}
+	var (
+		bound    uint64 // dirent now binding newName to x
+		replaced uint64 // inode entry of a replaced target, 0 if none
+	)
+	existing, err := fs.insertDirent(n, newParent, newName)
+	switch {
+	case err == nil:
+		bound = n
+		g.setIntent(intentRename, s, n, x)
+		fs.push(dirOffHead(dstDir), deDnext, n, nil)
+	case errors.Is(err, ErrExist):
+		fs.free(n)
+		fs.unreserve(dstDir)
+		if flags&RenameNoReplace != 0 {
+			return abort(fmt.Errorf("daxfs: rename onto %q in %d: %w", newName, newParent, ErrExist))
+		}
+		tc := r.Load(existing + deChild)
+		if !childLive(tc) {
+			return abort(errRetry)
+		}
+		if tc&childMoving != 0 {
+			time.Sleep(time.Millisecond)
+			return abort(errRetry)
+		}
+		y := tc & childIno
+		if y == x {
+			// Both names are links to one inode: POSIX says do nothing.
+			r.CAS(s+deChild, c|childMoving, c)
+			return nil
+		}
+		yOff, err := fs.inode(y)
+		if err != nil {
+			return abort(errRetry)
+		}
+		yDir := uint32(r.Load(yOff+inMode))&modeType == modeDir
+		switch {
+		case isDir && !yDir:
+			return abort(fmt.Errorf("daxfs: rename directory onto %q: %w", newName, ErrNotDir))
+		case !isDir && yDir:
+			return abort(fmt.Errorf("daxfs: rename onto directory %q: %w", newName, ErrIsDir))
+		case yDir:
+			if !r.CAS(yOff+inDcount, 0, dcountDead) {
+				if r.Load(yOff+inDcount)&dcountDead != 0 {
+					return abort(errRetry)
+				}
+				return abort(fmt.Errorf("daxfs: rename onto %q: %w", newName, ErrNotEmpty))
+			}
+		}
+		// The atomic replace: one CAS binds the name to x.
+		if !r.CAS(existing+deChild, tc, c) {
+			if yDir {
+				r.CAS(yOff+inDcount, dcountDead, 0)
+			}
+			return abort(errRetry)
+		}
+		bound = existing
+		replaced = yOff
+		g.setIntent(intentRename, s, existing, x)
+	default:
+		fs.free(n)
+		fs.unreserve(dstDir)
+		return abort(err)
+	}
+	_ = bound
+	// The source goes away; nobody else can change a MOVING word.
+	if !r.CAS(s+deChild, c|childMoving, c|childDead) {
+		panic(fmt.Sprintf("daxfs: rename: source dirent %#x changed while MOVING", s))
+	}
+	fs.deleteDirent(s, srcDir)
+	fs.unreserve(srcDir)
+	if isDir {
+		r.Store(xOff+inParent, newParent)
+		if oldParent != newParent {
+			fs.addLinks(srcDir, -1)
+			if replaced == 0 {
+				fs.addLinks(dstDir, 1)
+			}
+		}
+	}
+	if replaced != 0 {
+		var refs uint64
+		if isDir {
+			refs = fs.clearLinks(replaced)
+			if oldParent == newParent {
+				fs.addLinks(dstDir, -1)
+			}
+		} else {
+			refs, _ = fs.addLinks(replaced, -1)
+			r.Store(replaced+inCtime, now())
+		}
+		fs.dropped(g, replaced, refs)
+	}
+	r.Store(xOff+inCtime, now())
+	fs.touchDir(srcDir)
+	fs.touchDir(dstDir)
+	fs.changed()
+	return nil
+}
+
+// lockRenames takes the directory-rename lock: a word holding the
+// incarnation of its holder. A holder whose host died is replaced.
+func (fs *FS) lockRenames() (func(), error) {
+	r := fs.r
+	w := fs.sb.sharedWord(swRenameLock)
+	me := fs.host.Incarnation()
+	for i := 0; ; i++ {
+		cur := r.Load(w)
+		if cur == 0 || fs.reaperDead(cur) {
+			if r.CAS(w, cur, me) {
+				return func() { r.CAS(w, me, 0) }, nil
+			}
+			continue
+		}
+		if time.Duration(i)*100*time.Microsecond > 8*fs.ht.Lease() {
+			return nil, fmt.Errorf("daxfs: directory rename lock held too long: %w", ErrBusy)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
