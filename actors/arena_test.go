@@ -1,0 +1,178 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/daxwio/daxwio/actors/examples"
+	"github.com/daxwio/daxwio/actors/examples/abi"
+	"github.com/daxwio/daxwio/cxl"
+)
+
+// testRegion formats a region file with an actors extent.
+func testRegion(t testing.TB, path string, lease time.Duration, o ArenaOptions) {
+	t.Helper()
+	r, err := cxl.Open(path, cxl.OpenOptions{Create: true, Size: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h, err := cxl.Format(r, cxl.FormatOptions{Extents: []cxl.ExtentSpec{{Name: ExtentName, Size: 60 << 20}}, Lease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ht, err := cxl.OpenHostTable(r, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenArena(r, h, ht, &o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// proc is one "process" worth of handles on a region.
+type proc struct {
+	r    *cxl.Region
+	host *cxl.Host
+	a    *Arena
+}
+
+func openProc(t testing.TB, path, name string) *proc {
+	t.Helper()
+	r, err := cxl.Open(path, cxl.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := cxl.ReadHeader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ht, err := cxl.OpenHostTable(r, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := ht.Join(cxl.JoinOptions{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenArena(r, h, ht, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Leave(); r.Close() })
+	return &proc{r: r, host: host, a: a}
+}
+
+func startNode(t testing.TB, ctx context.Context, path string, side Side) (stop func()) {
+	t.Helper()
+	p := openProc(t, path, side.String())
+	rt := newTestRuntime(t, RuntimeConfig{})
+	n, err := NewNode(p.a, p.host, side, rt, NodeOptions{Log: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); n.Run(ctx) }()
+	return func() { cancel(); wg.Wait() }
+}
+
+func deployExamples(t testing.TB, a *Arena, side Side) {
+	t.Helper()
+	ctx := context.Background()
+	rt := newTestRuntime(t, RuntimeConfig{})
+	for _, e := range examples.All() {
+		if err := a.Deploy(ctx, rt, e.Name, testWasm[e.Name], DeployOptions{Side: side, StateSize: uint32(e.StateSize), Arg: e.Arg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestInProcessMigrations: two sides in one process, one client per
+// example, migrations while requests flow; outputs equal the twins'.
+func TestInProcessMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "region")
+	testRegion(t, path, time.Second, ArenaOptions{Slots: 8, MaxRequest: 4096})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := openProc(t, path, "test")
+	deployExamples(t, p.a, Host)
+	if err := p.a.Deploy(ctx, newTestRuntime(t, RuntimeConfig{}), "lz4", testWasm["lz4"], DeployOptions{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second deploy of lz4: %v, want ErrExists", err)
+	}
+	stopH := startNode(t, ctx, path, Host)
+	defer stopH()
+	stopD := startNode(t, ctx, path, Device)
+	defer stopD()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 10)
+	const n = 300
+	for ci, e := range examples.All() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := NewClient(p.a, p.host)
+			twin, _ := abi.NewTwin(e.New(), e.StateSize, e.Arg)
+			r := rand.New(rand.NewPCG(uint64(ci), 9))
+			for k := 0; k < n; k++ {
+				in := e.Gen(r, 1+r.IntN(2000))
+				got, err := c.Call(ctx, e.Name, in)
+				if err != nil {
+					errc <- err
+					return
+				}
+				want, _ := twin.Handle(in)
+				if !bytes.Equal(got, want) {
+					errc <- errors.New(e.Name + ": output differs from twin")
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	migs := 0
+	r := rand.New(rand.NewPCG(7, 7))
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case err := <-errc:
+			t.Fatal(err)
+		default:
+		}
+		e := examples.All()[r.IntN(5)]
+		if err := p.a.Migrate(ctx, e.Name, Side(r.IntN(2))); errors.Is(err, ErrAborted) {
+			t.Logf("aborted: %v", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		migs++
+	}
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+	infos, sides := p.a.Status()
+	t.Logf("%d migrations; sides %+v", migs, sides)
+	for _, in := range infos {
+		t.Logf("%+v", in)
+		if in.Completed != n || in.Submitted != n {
+			t.Errorf("%s: %d submitted, %d completed, want %d", in.Name, in.Submitted, in.Completed, n)
+		}
+	}
+}
+
+type testLog struct{ t testing.TB }
+
+func (l testLog) Write(p []byte) (int, error) { l.t.Log(string(bytes.TrimRight(p, "\n"))); return len(p), nil }
