@@ -175,4 +175,7 @@ loop:
 
 type testLog struct{ t testing.TB }
 
-func (l testLog) Write(p []byte) (int, error) { l.t.Log(string(bytes.TrimRight(p, "\n"))); return len(p), nil }
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}

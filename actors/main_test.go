@@ -76,8 +76,3 @@ func loadTestWasm() error {
 	}
 	return nil
 }
-
-func childMain(role string) int {
-	fmt.Fprintln(os.Stderr, "unknown WIO_TEST_ROLE", role)
-	return 2
-}
