@@ -21,7 +21,7 @@ func TestRCMatchesAnalytic(t *testing.T) {
 			t0 := m.State().TempC
 			full := p.PowerW(1, 1)
 			var el time.Duration
-			for el < 60*time.Minute {
+			for el < 90*time.Minute {
 				m.Step(step, 1, 1)
 				el += step
 				want := p.RCTemp(t0, full, el)
@@ -36,7 +36,7 @@ func TestRCMatchesAnalytic(t *testing.T) {
 			// Cooling from hot back toward idle.
 			hot := m.State().TempC
 			el = 0
-			for el < 60*time.Minute {
+			for el < 90*time.Minute {
 				m.Step(step, 0, 0)
 				el += step
 				want := p.RCTemp(hot, p.IdleW, el)
@@ -156,5 +156,13 @@ func TestProfileValidate(t *testing.T) {
 	}
 	if _, err := ProfileByName("nope"); err == nil {
 		t.Fatal("accepted unknown profile")
+	}
+}
+
+func TestProfileOnsets(t *testing.T) {
+	for _, p := range []Profile{SmartSSD(), ScaleFlux()} {
+		d, _ := p.TimeToThrottle()
+		t.Logf("%s: idle %.1f°C, full load %.1f W -> %.1f°C, throttle at %.0f°C after %v", p.Name, p.IdleC(),
+			p.PowerW(1, 1), p.SteadyC(p.PowerW(1, 1)), p.ThrottleOnC, d.Round(time.Second))
 	}
 }

@@ -114,22 +114,24 @@ func (p Profile) TimeToThrottle() (d time.Duration, ok bool) {
 	return time.Duration(s * float64(time.Second)), true
 }
 
-// SmartSSD is a SmartSSD-like profile: fitted so that a device under full
-// load hits the 77 °C OCP throttle point about 14 model minutes after idle
-// and falls to 50 % throughput over the following 5 minutes (the shape of
-// the parametric curve in wio.md §7). A model, not a measurement.
+// SmartSSD is a SmartSSD-like profile: two compute units at a quarter of a
+// host core, heat mostly from compute (the FPGA-class engine) and some from
+// I/O. Flat out from idle it reaches the 77 °C OCP throttle point after
+// about 13.6 model minutes and then falls to 50 % throughput over 5 minutes
+// (the shape of the parametric curve in wio.md §7). A model, not a
+// measurement.
 func SmartSSD() Profile {
 	return Profile{
 		Name:         "smartssd-like",
-		Units:        4,
+		Units:        2,
 		SpeedFactor:  0.25,
 		BandwidthMBs: 2000,
 		AmbientC:     40,
-		RthCPerW:     1.8,
-		TauS:         600,
+		RthCPerW:     2.0,
+		TauS:         800,
 		IdleW:        7,
-		IOW:          10,
-		ComputeW:     8,
+		IOW:          4,
+		ComputeW:     14,
 		ThrottleOnC:  77,
 		ThrottleOffC: 72,
 		FloorFactor:  0.5,
@@ -138,21 +140,21 @@ func SmartSSD() Profile {
 	}
 }
 
-// ScaleFlux is a ScaleFlux-CSD1000-like profile: throttles at 70 °C about 12
+// ScaleFlux is a ScaleFlux-CSD1000-like profile: throttles at 70 °C about 11
 // model minutes after idle under full load and falls to 40 % throughput over
 // 6 minutes. A model, not a measurement.
 func ScaleFlux() Profile {
 	return Profile{
 		Name:         "scaleflux-like",
-		Units:        4,
+		Units:        2,
 		SpeedFactor:  0.3,
 		BandwidthMBs: 1800,
 		AmbientC:     38,
-		RthCPerW:     1.818,
-		TauS:         540,
+		RthCPerW:     1.9,
+		TauS:         640,
 		IdleW:        6,
-		IOW:          9,
-		ComputeW:     7,
+		IOW:          4,
+		ComputeW:     12,
 		ThrottleOnC:  70,
 		ThrottleOffC: 65,
 		FloorFactor:  0.4,
