@@ -29,6 +29,10 @@ type NodeOptions struct {
 	Registerer prometheus.Registerer
 	// Log receives one line per ownership change; nil discards.
 	Log io.Writer
+	// Exec, if set, runs every actor call of this side (the seam where the
+	// device emulator of cxl/device slows and accounts the device's
+	// cores); nil runs calls directly.
+	Exec func(ctx context.Context, call func() error) error
 }
 
 // Node serves one side: it runs the actors this side owns, takes over
@@ -198,7 +202,7 @@ func (w *worker) run(ctx context.Context) {
 				// Left by an earlier incarnation of this side: re-acquire
 				// with a new epoch, which fences that incarnation's commits.
 				if a.cas(w.e+enOwner, ow, owner{state: ownRunning, side: me, epoch: o.epoch + 1}.word()) {
-					w.acquire(o.epoch+1, "restart")
+					w.acquire(o.epoch+1, "acquired")
 				}
 				continue
 			}
@@ -513,7 +517,23 @@ func (w *worker) process(ctx context.Context, c, s, so uint64) bool {
 		return w.complete(c, s, so, nil, stBadModule, []byte(err.Error()))
 	}
 	tx := w.txn(c)
-	out, err := w.inst.Handle(ctx, tx, a.bytes(so+slData, inLen))
+	var out []byte
+	var err error
+	if w.n.o.Exec != nil {
+		ran := false
+		xerr := w.n.o.Exec(ctx, func() error {
+			ran = true
+			out, err = w.inst.Handle(ctx, tx, a.bytes(so+slData, inLen))
+			return nil
+		})
+		if !ran {
+			// Not executed (e.g. shutting down): leave it in the ring.
+			w.n.logf("%s: request %d not run: %v", d.Name, s, xerr)
+			return false
+		}
+	} else {
+		out, err = w.inst.Handle(ctx, tx, a.bytes(so+slData, inLen))
+	}
 	status := stOK
 	switch {
 	case err == nil && uint64(len(out)) > d.OutCap:
@@ -611,9 +631,31 @@ func newNodeMetrics(reg prometheus.Registerer, side Side) *nodeMetrics {
 			Buckets: prometheus.ExponentialBuckets(1e-5, 2, 16)}, []string{"actor"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.owned, m.requests, m.seconds, m.migrations, m.takeovers, m.aborts, m.instantiations, m.blackout)
+		// A daemon that re-joins after being fenced builds a new Node on
+		// the same registry: reuse the collectors already there.
+		m.owned = register(reg, m.owned)
+		m.requests = register(reg, m.requests)
+		m.seconds = register(reg, m.seconds)
+		m.migrations = register(reg, m.migrations)
+		m.takeovers = register(reg, m.takeovers)
+		m.aborts = register(reg, m.aborts)
+		m.instantiations = register(reg, m.instantiations)
+		m.blackout = register(reg, m.blackout)
 	}
 	return m
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+		panic(fmt.Sprintf("actors: registering metrics: %v", err))
+	}
+	return c
 }
 
 func (m *nodeMetrics) actor(name string) *actorMetrics {
