@@ -22,6 +22,9 @@ type check struct {
 type testOpts struct {
 	ops, aloneOps uint64
 	timeout       time.Duration
+
+	fsOwn, fsCommon, fsSize int
+	fsSolo                  bool
 }
 
 // errSkipped marks a check that cannot run yet; it is reported, not passed.
@@ -39,13 +42,17 @@ func cmdTest(ctx context.Context, args []string) error {
   cas    every VM CAS-increments one shared counter --ops times (and its own
          counter); after power-off the host reads the pool: shared == sum == VMs*ops
   daxfs  VMs create/write/rename/delete in one shared daxfs tree; host checks the
-         union and runs fsck (pending the daxfs library)
+         union (names and bytes); fsck pending in the daxfs library
   wio    actors migrating between VMs (pending actors/)`)
 	c.register(fs)
 	var o testOpts
 	only := fs.String("only", "", "comma-separated checks to run (default: all)")
 	fs.Uint64Var(&o.ops, "ops", 5_000_000, "cas: contended shared-counter increments per VM (each also does one CAS on its own counter)")
 	fs.Uint64Var(&o.aloneOps, "alone-ops", 2_000_000, "cas: uncontended increments per VM, one VM at a time")
+	fs.IntVar(&o.fsOwn, "fs-own", 3000, "daxfs: files each VM creates in its own names")
+	fs.IntVar(&o.fsCommon, "fs-common", 600, "daxfs: names every VM races to create (then rename, delete)")
+	fs.IntVar(&o.fsSize, "fs-size", 512, "daxfs: bytes per file")
+	fs.BoolVar(&o.fsSolo, "fs-solo", true, "daxfs: first run the same work on one VM alone (creates/s 1 VM vs N VMs)")
 	fs.DurationVar(&o.timeout, "timeout", 150*time.Second, "per check: kill the VMs after this long")
 	jsonOut := fs.String("json", "", "write the results as JSON to this file")
 	if err := fs.Parse(args); err != nil {
