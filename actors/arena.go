@@ -78,6 +78,9 @@ func OpenArena(r *cxl.Region, h *cxl.Header, hosts *cxl.HostTable, o *ArenaOptio
 			}
 			continue
 		case formatting:
+			if o == nil {
+				return nil, fmt.Errorf("actors: arena in %s is being formatted by a daemon: %w", r.Path(), ErrCorrupt)
+			}
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("actors: arena in %s: formatting did not finish: %w", r.Path(), ErrCorrupt)
 			}

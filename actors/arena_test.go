@@ -179,3 +179,5 @@ func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(string(bytes.TrimRight(p, "\n")))
 	return len(p), nil
 }
+
+func readHeaderForTest(p *proc) (*cxl.Header, error) { return cxl.ReadHeader(p.r) }

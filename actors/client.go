@@ -15,12 +15,22 @@ type Client struct {
 	a    *Arena
 	host *cxl.Host
 	tag  uint8
+	// pending holds tickets sent and not yet received; a completed one
+	// is harvested (output copied out, slot released) when Send waits on
+	// a full ring, so clients that pipeline never hold ring slots that
+	// another blocked client needs (which could deadlock them).
+	pending map[Ticket]*harvested
+}
+
+type harvested struct {
+	out []byte
+	err error
 }
 
 // NewClient returns a client acting as host h (whose liveness lets
 // daemons reclaim slots of a client that died).
 func NewClient(a *Arena, h *cxl.Host) *Client {
-	return &Client{a: a, host: h, tag: incTag(h.Incarnation())}
+	return &Client{a: a, host: h, tag: incTag(h.Incarnation()), pending: map[Ticket]*harvested{}}
 }
 
 // Ticket names a submitted request.
@@ -73,10 +83,14 @@ func (c *Client) SendTo(ctx context.Context, i int, in []byte) (Ticket, error) {
 			if !a.cas(so+slWord, wr, me.word()) {
 				continue // declared dead and abandoned: resubmit
 			}
-			return Ticket{actor: i, Seq: t}, nil
+			tk := Ticket{actor: i, Seq: t}
+			c.pending[tk] = nil
+			return tk, nil
 		case sw.seq+d.Slots == t&seqMask:
 			// Ring full: the previous occupant of this slot is not yet
-			// released. Reclaim it if its submitter died after completion.
+			// released. Release what this client holds; reclaim the slot
+			// if its submitter died after completion.
+			c.harvest()
 			c.reclaim(e, so, w, t)
 			if err := b.wait(ctx); err != nil {
 				return Ticket{}, fmt.Errorf("actors: send to %s: ring full: %w", d.Name, err)
@@ -112,6 +126,14 @@ func (c *Client) RecvAppend(ctx context.Context, t Ticket, dst []byte) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
+	h, ok := c.pending[t]
+	if !ok {
+		return nil, fmt.Errorf("actors: %s: request %d was not sent by this client or already received", d.Name, t.Seq)
+	}
+	if h != nil {
+		delete(c.pending, t)
+		return append(dst, h.out...), h.err
+	}
 	e := a.entryRel(t.actor)
 	var b backoff
 	for commitDone(a.load(e+enCommit)) <= t.Seq {
@@ -119,6 +141,28 @@ func (c *Client) RecvAppend(ctx context.Context, t Ticket, dst []byte) ([]byte, 
 			return nil, fmt.Errorf("actors: %s: waiting for request %d: %w", d.Name, t.Seq, err)
 		}
 	}
+	delete(c.pending, t)
+	return c.take(d, t, dst)
+}
+
+// harvest copies out and releases every completed pending request.
+func (c *Client) harvest() {
+	for t, h := range c.pending {
+		if h != nil {
+			continue
+		}
+		d, err := c.a.desc(t.actor)
+		if err != nil || commitDone(c.a.load(c.a.entryRel(t.actor)+enCommit)) <= t.Seq {
+			continue
+		}
+		out, err := c.take(d, t, nil)
+		c.pending[t] = &harvested{out: out, err: err}
+	}
+}
+
+// take reads the result of completed request t and releases its slot.
+func (c *Client) take(d *desc, t Ticket, dst []byte) ([]byte, error) {
+	a := c.a
 	so := d.slotOff(t.Seq)
 	w := a.load(so + slWord)
 	sw := decodeSlot(w)

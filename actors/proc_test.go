@@ -282,9 +282,18 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 			continue
 		default:
 		}
-		if cfg.maxMigrations > 0 && res.migrations >= cfg.maxMigrations {
-			time.Sleep(time.Millisecond)
-			continue
+		if cfg.maxMigrations > 0 {
+			// Spread the migrations over the whole stream.
+			infos, _ := p.a.Status()
+			var completed uint64
+			for _, in := range infos {
+				completed += in.Completed
+			}
+			total := uint64(cfg.clients * cfg.perClient)
+			if res.migrations >= cfg.maxMigrations || uint64(res.migrations)*total > completed*uint64(cfg.maxMigrations) {
+				time.Sleep(200 * time.Microsecond)
+				continue
+			}
 		}
 		if cfg.killAfter > 0 && res.migrations == cfg.killAfter && !killed {
 			// SIGKILL the side that owns the most actors, mid-stream.
@@ -316,8 +325,13 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 			}
 			daemons[victim] = startDaemon(t, region, victim)
 		}
+		// Move a random actor to the side it is not on.
 		e := deployed[r.IntN(len(deployed))]
-		err := p.a.Migrate(ctx, e.Name, Side(r.IntN(2)))
+		to := Device
+		if i, _ := p.a.Lookup(e.Name); decodeOwner(p.a.load(p.a.entryRel(i)+enOwner)).side == Device {
+			to = Host
+		}
+		err := p.a.Migrate(ctx, e.Name, to)
 		switch {
 		case errors.Is(err, ErrAborted) || errors.Is(err, ErrTargetDown):
 			res.aborted++
@@ -390,9 +404,9 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 // TestMultiProcessExactlyOnce: client processes, two daemon processes,
 // random migrations.
 func TestMultiProcessExactlyOnce(t *testing.T) {
-	cfg := mpConfig{clients: 3, perClient: 1500, depth: 4, names: []string{"crc32c", "logfmt", "upper", "filter"}}
+	cfg := mpConfig{clients: 3, perClient: 1500, depth: 8, names: []string{"crc32c", "logfmt", "upper", "filter"}}
 	if *soak {
-		cfg = mpConfig{clients: 4, perClient: 250000, depth: 8, maxMigrations: 12000, names: []string{"crc32c", "logfmt", "upper", "filter", "lz4"}}
+		cfg = mpConfig{clients: 4, perClient: 250000, depth: 8, maxMigrations: 10500, names: []string{"crc32c", "logfmt", "upper", "filter", "lz4"}}
 	}
 	runMultiProcess(t, cfg)
 }
