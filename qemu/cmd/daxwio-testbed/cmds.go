@@ -13,6 +13,7 @@ import (
 
 func newFlags(name, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(os.Stdout)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: daxwio-testbed %s [flags]\n\n%s\n\nflags:\n", name, summary)
 		fs.PrintDefaults()
