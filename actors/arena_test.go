@@ -181,3 +181,32 @@ func (l testLog) Write(p []byte) (int, error) {
 }
 
 func readHeaderForTest(p *proc) (*cxl.Header, error) { return cxl.ReadHeader(p.r) }
+
+func TestPipeline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "region")
+	testRegion(t, path, time.Second, ArenaOptions{Slots: 4, MaxRequest: 4096})
+	ctx := context.Background()
+	p := openProc(t, path, "test")
+	rt := newTestRuntime(t, RuntimeConfig{})
+	for _, n := range []string{"upper", "crc32c"} {
+		if err := p.a.Deploy(ctx, rt, n, testWasm[n], DeployOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer startNode(t, ctx, path, Host)()
+	pl := NewPipeline(NewClient(p.a, p.host), "upper", "crc32c")
+	got, err := pl.Apply(ctx, []byte("abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := abi.NewTwin(examples.All()[4].New(), 8, nil)
+	cr, _ := abi.NewTwin(examples.All()[1].New(), 16, nil)
+	mid, _ := up.Handle([]byte("abc"))
+	want, _ := cr.Handle(mid)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("pipeline output %x, want %x", got, want)
+	}
+	if _, err := NewPipeline(NewClient(p.a, p.host), "nosuch").Apply(ctx, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing stage: %v", err)
+	}
+}
