@@ -37,12 +37,17 @@ func regionPath(t testing.TB) string {
 
 func mkfsAt(t testing.TB, path string, size int64, lease time.Duration) {
 	t.Helper()
+	mkfsHosts(t, path, size, lease, 16)
+}
+
+func mkfsHosts(t testing.TB, path string, size int64, lease time.Duration, hosts int) {
+	t.Helper()
 	r, err := cxl.Open(path, cxl.OpenOptions{Create: true, Size: size})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if err := Mkfs(r, MkfsOptions{MaxHosts: 16, Lease: lease}); err != nil {
+	if err := Mkfs(r, MkfsOptions{MaxHosts: hosts, Lease: lease}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -126,6 +131,7 @@ func TestCreateLookupReaddir(t *testing.T) {
 	if err := fs.Unlink(RootIno, "hello"); err != nil {
 		t.Fatal(err)
 	}
+	checkClean(t, fs)
 	if ents, _ := fs.ReadDir(RootIno); len(ents) != 0 {
 		t.Fatalf("root not empty: %v", ents)
 	}
@@ -271,6 +277,7 @@ func TestRenameReplaceAndNoReplace(t *testing.T) {
 	if a, _ := p.Stat("/h"); a.Nlink != 2 {
 		t.Fatalf("nlink after same-inode rename: %d", a.Nlink)
 	}
+	checkClean(t, fs)
 }
 
 // Lookup2 is a test helper resolving name inside path.
@@ -366,5 +373,16 @@ func TestOpenRejectsGarbage(t *testing.T) {
 	defer r.Close()
 	if _, err := Open(r, Options{}); err == nil {
 		t.Fatal("opened an unformatted region")
+	}
+}
+
+func checkClean(t testing.TB, fs *FS) {
+	t.Helper()
+	rep := fs.Check()
+	for _, p := range rep.Problems {
+		t.Log(p)
+	}
+	if !rep.OK() {
+		t.Fatalf("check found %d severe problems", rep.Severe())
 	}
 }

@@ -210,18 +210,17 @@ func (fs *FS) touchDir(dirOff uint64) {
 	fs.r.Store(dirOff+inCtime, t)
 }
 
-// Intents (one per epoch slot of a host record, 4 words) name the objects of
-// a multi-step operation in flight, so whoever reaps a host that died in the
-// middle can finish or undo it:
+// Intents (one per epoch slot of a host record, 8 words) name the objects
+// of a multi-step operation in flight, so that whoever reaps a host that
+// died in the middle can finish or undo it (finishIntent in intent.go):
 //
-//	0  kind   0 none, 1 create, 2 rename
-//	8  a      create: new dirent     rename: source dirent
-//	16 b      create: parent inode   rename: published target dirent (0 until published)
-//	24 c      -                      rename: inode being moved
+//	0   kind   0 none, 1 create, 2 rename, 3 rmdir
+//	8.. args   see the intent* constants
 const (
 	intentNone   = 0
-	intentCreate = 1
-	intentRename = 2
+	intentCreate = 1 // a: new dirent (maybe unpublished), b: parent ino, c: new inode entry or 0, d: linked inode entry or 0
+	intentRename = 2 // a: source dirent, b: new dirent (maybe unpublished) or 0, c: replaced target dirent or 0, d: moved ino, e: replaced directory's inode entry (made dead) or 0
+	intentRmdir  = 3 // a: dirent, b: directory inode entry (made dead), c: parent ino
 )
 
 func (g guard) intent() uint64 {
@@ -231,64 +230,34 @@ func (g guard) intent() uint64 {
 	return g.fs.rec + hrIntents + uint64(g.slot)*intentSize
 }
 
-func (g guard) setIntent(kind, a, b, c uint64) {
+// setIntent records an operation's objects; the kind word goes last, so a
+// reaper never sees a kind with stale arguments.
+func (g guard) setIntent(kind uint64, args ...uint64) {
+	it := g.intent()
+	if it == 0 {
+		return
+	}
+	r := g.fs.r
+	for i := range 7 {
+		var v uint64
+		if i < len(args) {
+			v = args[i]
+		}
+		r.Store(it+8+uint64(i)*8, v)
+	}
+	r.Store(it, kind)
+}
+
+// setIntentArg updates one argument of the current intent.
+func (g guard) setIntentArg(i int, v uint64) {
 	if it := g.intent(); it != 0 {
-		r := g.fs.r
-		r.Store(it+8, a)
-		r.Store(it+16, b)
-		r.Store(it+24, c)
-		r.Store(it, kind)
+		g.fs.r.Store(it+8+uint64(i)*8, v)
 	}
 }
 
 func (g guard) clearIntent() {
 	if it := g.intent(); it != 0 {
 		g.fs.r.Store(it, intentNone)
-	}
-}
-
-// finishIntent completes or undoes what a dead host's intent names.
-func (fs *FS) finishIntent(it uint64) {
-	r := fs.r
-	kind, a, b, c := r.Load(it), r.Load(it+8), r.Load(it+16), r.Load(it+24)
-	defer r.Store(it, intentNone)
-	switch kind {
-	case intentCreate:
-		if fs.objClass(a) < 0 || hdrType(r.Load(a)) != typeDirent || !childLive(r.Load(a+deChild)) {
-			return
-		}
-		dir, err := fs.inode(b)
-		if err != nil {
-			return
-		}
-		found, _ := fs.find(dirOffHead(dir), deDnext, true, func(n uint64) (bool, error) { return n == a, nil })
-		if found == 0 && r.Load(a+deDnext)&markBit == 0 {
-			fs.push(dirOffHead(dir), deDnext, a, nil)
-		}
-	case intentRename:
-		if fs.objClass(a) < 0 || hdrType(r.Load(a)) != typeDirent {
-			return
-		}
-		moving := childMoving | r.Load(a+deChild)&^(childDead|childMoving)
-		if r.Load(a+deChild) != moving || r.Load(a+deChild)&childIno != c {
-			return
-		}
-		done := b != 0 && fs.objClass(b) >= 0 && hdrType(r.Load(b)) == typeDirent &&
-			r.Load(b+deChild)&(childIno|childDead) == c
-		if !done {
-			r.CAS(a+deChild, moving, moving&^childMoving)
-			return
-		}
-		if r.CAS(a+deChild, moving, moving&^childMoving|childDead) {
-			if src, err := fs.inode(r.Load(a + deParent)); err == nil {
-				fs.deleteDirent(a, src)
-				fs.unreserve(src)
-			}
-			if x, err := fs.inode(c); err == nil && uint32(r.Load(x+inMode))&modeType == modeDir {
-				r.Store(x+inParent, r.Load(b+deParent))
-			}
-			fs.changed()
-		}
 	}
 }
 
@@ -354,9 +323,10 @@ func (fs *FS) mknode(parent Ino, name string, mode, uid, gid uint32, target stri
 		fs.reclaimInode(g, in)
 		return Attr{}, err
 	}
-	g.setIntent(intentCreate, d, parent, 0)
+	g.setIntent(intentCreate, d, parent, in, 0)
 	defer g.clearIntent()
 	if _, err := fs.insertDirent(d, parent, name); err != nil {
+		g.clearIntent()
 		fs.free(d)
 		fs.unreserve(dir)
 		r.Store(in+inRefs, 0)
@@ -539,9 +509,10 @@ func (fs *FS) Link(ino Ino, parent Ino, name string) (Attr, error) {
 		undo()
 		return Attr{}, err
 	}
-	g.setIntent(intentCreate, d, parent, 0)
+	g.setIntent(intentCreate, d, parent, 0, in)
 	defer g.clearIntent()
 	if _, err := fs.insertDirent(d, parent, name); err != nil {
+		g.clearIntent()
 		fs.free(d)
 		undo()
 		return Attr{}, fmt.Errorf("daxfs: link %q in %d: %w", name, parent, err)
@@ -604,10 +575,17 @@ func (fs *FS) remove(parent Ino, name string, wantDir bool) error {
 			return fmt.Errorf("daxfs: rmdir %q in %d: %w", name, parent, ErrNotDir)
 		}
 		if isDir {
+			g.setIntent(intentRmdir, d, in, parent)
 			// Empty and dead in one CAS: no entry can be added after it.
 			if !r.CAS(in+inDcount, 0, dcountDead) {
+				g.clearIntent()
 				if r.Load(in+inDcount)&dcountDead != 0 {
-					continue // someone else is removing it
+					// Another rmdir or rename-over is removing it (or
+					// died doing so and will be reaped).
+					if err := fs.waitMoving(i); err != nil {
+						return err
+					}
+					continue
 				}
 				return fmt.Errorf("daxfs: rmdir %q in %d: %w", name, parent, ErrNotEmpty)
 			}
@@ -615,10 +593,12 @@ func (fs *FS) remove(parent Ino, name string, wantDir bool) error {
 		if !r.CAS(d+deChild, c, c|childDead) {
 			if isDir {
 				r.CAS(in+inDcount, dcountDead, 0)
+				g.clearIntent()
 			}
 			fs.stats.CASRetries.Add(1)
 			continue
 		}
+		defer g.clearIntent()
 		fs.deleteDirent(d, dir)
 		fs.unreserve(dir)
 		fs.touchDir(dir)

@@ -179,6 +179,22 @@ func (fs *FS) freeExpiredLocked() {
 	}
 }
 
+// adoptLimbo links a limbo block taken from a dead host's record into ours,
+// behind our head so that the head stays the block we fill.
+func (fs *FS) adoptLimbo(b uint64) {
+	fs.limboMu.Lock()
+	defer fs.limboMu.Unlock()
+	r := fs.r
+	head := r.Load(fs.rec + hrLimbo)
+	if head == 0 {
+		r.Store(b+lbNext, 0)
+		r.Store(fs.rec+hrLimbo, b)
+		return
+	}
+	r.Store(b+lbNext, r.Load(head+lbNext))
+	r.Store(head+lbNext, b)
+}
+
 // reapDead takes over the records of every host that died.
 func (fs *FS) reapDead() {
 	for s := range fs.sb.MaxHosts {
@@ -222,34 +238,25 @@ func (fs *FS) reap(slot int, inc uint64) {
 	for i := range epochSlots {
 		fs.finishIntent(rec + hrIntents + uint64(i)*intentSize)
 	}
-	fs.limboMu.Lock()
-	for {
-		b := r.Load(rec + hrLimbo)
-		if b == 0 {
-			break
-		}
-		if !fs.validObj(b, pageClass) {
-			r.Store(rec+hrLimbo, 0)
-			break
-		}
-		// Pop entries one by one so that a reaper dying here leaks at
-		// worst one object and never frees one twice.
+	// Limbo blocks keep their epoch stamps, so they can be freed by
+	// whoever holds them: move them one by one into our own chain (a
+	// reaper dying here loses at most one block, never frees twice). In
+	// our own slot the chain simply becomes ours.
+	if rec != fs.rec {
 		for {
-			n := r.Load(b + lbCount)
-			if n == 0 || n > limboCap {
+			b := r.Load(rec + hrLimbo)
+			if b == 0 {
 				break
 			}
-			off := r.Load(b + lbEntries + 8*(n-1))
-			if !r.CAS(b+lbCount, n, n-1) {
-				continue
+			if !fs.validObj(b, pageClass) {
+				r.Store(rec+hrLimbo, 0)
+				break
 			}
-			fs.retireLocked(off)
-		}
-		if r.CAS(rec+hrLimbo, b, r.Load(b+lbNext)) {
-			fs.retireLocked(b)
+			if r.CAS(rec+hrLimbo, b, r.Load(b+lbNext)) {
+				fs.adoptLimbo(b)
+			}
 		}
 	}
-	fs.limboMu.Unlock()
 	for i := range epochSlots {
 		r.Store(rec+hrEpochs+uint64(i)*8, 0)
 	}

@@ -176,11 +176,26 @@ func Open(r *cxl.Region, o Options) (*FS, error) {
 	}
 	fs.rec = sb.hostRec(fs.host.Slot())
 	// A record left by an earlier holder of our slot belongs to a dead host
-	// (we hold the slot now): finish what it left before taking it.
-	if old := r.Load(fs.rec + hrInc); old != 0 {
+	// (we hold the slot now): finish what it left before taking it. If
+	// another host is already reaping it, wait until it is done: the record
+	// is ours only once its incarnation word is 0.
+	for i := 0; ; i++ {
+		old := r.Load(fs.rec + hrInc)
+		if old == 0 {
+			if r.CAS(fs.rec+hrInc, 0, fs.host.Incarnation()) {
+				break
+			}
+			continue
+		}
 		fs.reap(fs.host.Slot(), old)
+		if i > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		if time.Duration(i)*time.Millisecond > 10*ht.Lease() {
+			fs.host.Leave()
+			return nil, fmt.Errorf("daxfs: open %s: host record %d stays busy (reaped by another host)", r.Path(), fs.host.Slot())
+		}
 	}
-	r.Store(fs.rec+hrInc, fs.host.Incarnation())
 	go fs.background()
 	return fs, nil
 }
@@ -194,6 +209,13 @@ func (fs *FS) Close() error {
 		<-fs.done
 		if fs.host != nil {
 			fs.reclaim()
+			// A clean record: the next holder of the slot inherits our
+			// limbo chain as its own.
+			for i := range epochSlots {
+				fs.r.Store(fs.rec+hrEpochs+uint64(i)*8, 0)
+				fs.r.Store(fs.rec+hrIntents+uint64(i)*intentSize, intentNone)
+			}
+			fs.r.Store(fs.rec+hrInc, 0)
 			err = fs.host.Leave()
 		}
 	})

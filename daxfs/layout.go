@@ -13,7 +13,7 @@ import (
 //	extent start E
 //	E+0      superblock          4096 B, checksummed, written once by mkfs
 //	E+4096   shared words        64 lines of 64 B; one hot word per line
-//	E+8192   host records        MaxHosts x 4096 B
+//	E+8192   host records        MaxHosts x 8192 B
 //	B        buckets             BucketCount x 8 B (heads of hash chains)
 //	C        chunk map           ChunkCount x 8 B (size class of each chunk)
 //	P        pool                ChunkCount x 64 KiB
@@ -24,7 +24,7 @@ const (
 	sharedOff   = 4096
 	sharedSize  = 4096
 	hostsOff    = 8192
-	hostRecSize = 4096
+	hostRecSize = 8192
 	lineSize    = 64
 
 	formatVersion = 1
@@ -44,7 +44,7 @@ const (
 	swFreeBase   = 8 // swFreeBase+c: free list head of size class c
 )
 
-// Host record fields (offsets inside one 4096-byte record). A host runs at
+// Host record fields (offsets inside one 8192-byte record). A host runs at
 // most epochSlots operations at once; operation i owns epoch word i and
 // intent record i.
 const (
@@ -54,7 +54,7 @@ const (
 	hrAllocated = 64   // bytes allocated minus bytes freed by this record's owners (two's complement)
 	hrEpochs    = 512  // epochSlots words: 0 = quiescent, else epoch<<1|1
 	hrIntents   = 1024 // epochSlots intents of intentSize bytes
-	intentSize  = 32
+	intentSize  = 64
 	epochSlots  = 64
 )
 
@@ -111,7 +111,7 @@ type Superblock struct {
 //	64   8   chunk count
 //	72   8   pool offset (relative, 4096-aligned)
 //	80   8   chunk size (65536)
-//	88   8   host record size (4096)
+//	88   8   host record size (8192)
 //	96   8   root inode number (1)
 //	104  8   created, unix ns
 //	112  16  uuid

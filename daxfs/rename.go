@@ -79,7 +79,7 @@ func (fs *FS) Rename(oldParent Ino, oldName string, newParent Ino, newName strin
 			continue
 		}
 		isDir := uint32(r.Load(xOff+inMode))&modeType == modeDir
-		g.setIntent(intentRename, s, 0, x)
+		g.setIntent(intentRename, s, 0, 0, x, 0)
 		if !r.CAS(s+deChild, c, c|childMoving) {
 			g.clearIntent()
 			continue
@@ -87,6 +87,9 @@ func (fs *FS) Rename(oldParent Ino, oldName string, newParent Ino, newName strin
 		err = fs.renameMoving(g, s, c, xOff, isDir, srcDir, dstDir, oldParent, newParent, newName, flags)
 		g.clearIntent()
 		if errors.Is(err, errRetry) {
+			if err := fs.waitMoving(i); err != nil {
+				return err
+			}
 			continue
 		}
 		return err
@@ -137,13 +140,14 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 		bound    uint64 // dirent now binding newName to x
 		replaced uint64 // inode entry of a replaced target, 0 if none
 	)
+	g.setIntentArg(1, n) // before publishing: the reaper tells published from not
 	existing, err := fs.insertDirent(n, newParent, newName)
 	switch {
 	case err == nil:
 		bound = n
-		g.setIntent(intentRename, s, n, x)
 		fs.push(dirOffHead(dstDir), deDnext, n, nil)
 	case errors.Is(err, ErrExist):
+		g.setIntentArg(1, 0)
 		fs.free(n)
 		fs.unreserve(dstDir)
 		if flags&RenameNoReplace != 0 {
@@ -174,7 +178,9 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 		case !isDir && yDir:
 			return abort(fmt.Errorf("daxfs: rename onto directory %q: %w", newName, ErrIsDir))
 		case yDir:
+			g.setIntentArg(4, yOff)
 			if !r.CAS(yOff+inDcount, 0, dcountDead) {
+				g.setIntentArg(4, 0)
 				if r.Load(yOff+inDcount)&dcountDead != 0 {
 					return abort(errRetry)
 				}
@@ -182,6 +188,7 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 			}
 		}
 		// The atomic replace: one CAS binds the name to x.
+		g.setIntentArg(2, existing)
 		if !r.CAS(existing+deChild, tc, c) {
 			if yDir {
 				r.CAS(yOff+inDcount, dcountDead, 0)
@@ -190,8 +197,8 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 		}
 		bound = existing
 		replaced = yOff
-		g.setIntent(intentRename, s, existing, x)
 	default:
+		g.setIntentArg(1, 0)
 		fs.free(n)
 		fs.unreserve(dstDir)
 		return abort(err)

@@ -24,8 +24,8 @@ func TestMain(m *testing.M) {
 	proctest.Main(m)
 }
 
-// serveChild mounts region args[0] at args[1] with coherence args[2] and
-// serves until SIGTERM.
+// serveChild mounts region args[0] at args[1] with coherence args[2]
+// (options after: allow-other) and serves until SIGTERM.
 func serveChild(args []string) error {
 	if len(args) < 3 {
 		return fmt.Errorf("serve: want REGION MOUNTPOINT COHERENCE")
@@ -42,7 +42,13 @@ func serveChild(args []string) error {
 		return err
 	}
 	defer fs.Close()
-	srv, err := Mount(fs, args[1], Options{Coherence: Coherence(args[2]), FsName: "daxfs:" + args[0]})
+	o := Options{Coherence: Coherence(args[2]), FsName: "daxfs:" + args[0]}
+	for _, a := range args[3:] {
+		if a == "allow-other" {
+			o.AllowOther = true
+		}
+	}
+	srv, err := Mount(fs, args[1], o)
 	if err != nil {
 		return err
 	}

@@ -133,3 +133,14 @@ func WaitAll(t testing.TB, cs ...*Child) {
 		}
 	}
 }
+
+// Exited reports whether the child has already exited (without reaping it).
+func (c *Child) Exited() bool {
+	if c.waited {
+		return true
+	}
+	var ws syscall.WaitStatus
+	pid, err := syscall.Wait4(c.cmd.Process.Pid, &ws, syscall.WNOHANG|syscall.WNOWAIT, nil)
+	_ = ws
+	return err == nil && pid == c.cmd.Process.Pid
+}
