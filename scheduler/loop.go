@@ -102,9 +102,9 @@ func (l *Loop) Tick(ctx context.Context) ([]Decision, error) {
 	return ds, errors.Join(errs...)
 }
 
-// Run ticks every Period until ctx ends. Failed moves are logged and
-// retried by later ticks after the actor's dwell; a failing source stops
-// the loop.
+// Run ticks every Period until ctx ends. A failed sample is logged and the
+// tick skipped (a sensor that glitches must not stop placement); failed
+// moves are logged and retried by later ticks after the actor's dwell.
 func (l *Loop) Run(ctx context.Context) error {
 	clock := l.Clock
 	if clock == nil {
@@ -115,11 +115,13 @@ func (l *Loop) Run(ctx context.Context) error {
 		period = 100 * time.Millisecond
 	}
 	for {
-		if _, err := l.Tick(ctx); err != nil {
-			var se interface{ Unwrap() []error }
-			if !errors.As(err, &se) {
-				return err
+		if _, err := l.Tick(ctx); err != nil && ctx.Err() == nil {
+			log := l.Log
+			if log == nil {
+				log = slog.Default()
 			}
+			log.Warn("scheduler tick failed", slog.String("error", err.Error()))
+			l.Metrics.observeTickError()
 		}
 		select {
 		case <-ctx.Done():

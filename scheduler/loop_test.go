@@ -28,6 +28,22 @@ func (s *traceSource) Sample(context.Context) (Signals, []Actor, error) {
 	return s.ss[s.i-1], append([]Actor(nil), s.actors...), nil
 }
 
+// cancelAtEnd fails like its trace source once exhausted, and then ends the run.
+type cancelAtEnd struct {
+	*traceSource
+	cancel func()
+}
+
+func (c cancelAtEnd) Sample(ctx context.Context) (Signals, []Actor, error) {
+	s, a, err := c.traceSource.Sample(ctx)
+	if err != nil && c.i == len(c.ss) {
+		c.i++ // one failed tick first, then stop
+	} else if err != nil {
+		c.cancel()
+	}
+	return s, a, err
+}
+
 type fakeMover struct {
 	src   *traceSource
 	fail  map[string]bool
@@ -115,19 +131,23 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	return ch
 }
 
-// Run stops when the source fails and when the context ends.
+// Run keeps going when the source fails (logged, counted) and stops when
+// the context ends.
 func TestLoopRun(t *testing.T) {
 	src := &traceSource{ss: loadSignals(t, "cool_capped.csv")[:50], actors: actorsOn(Host, 1)}
 	p, _ := NewPolicy(testConfig())
-	l := &Loop{Policy: p, Source: src, Clock: &fakeClock{now: base}, Log: slog.New(slog.DiscardHandler)}
-	if err := l.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "exhausted") {
-		t.Fatalf("err %v", err)
-	}
+	var logs bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	src.i = 0
+	clk := &fakeClock{now: base}
+	reg := prometheus.NewRegistry()
+	l := &Loop{Policy: p, Source: src, Clock: clk, Log: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: NewMetrics(reg),
+		OnDecision: func(Decision, error) {}}
+	l.Source = cancelAtEnd{src, cancel}
 	if err := l.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(l.Metrics.tickErrors); got == 0 || !strings.Contains(logs.String(), "exhausted") {
+		t.Fatalf("tick errors %v, logs %q", got, logs.String())
 	}
 }
 

@@ -15,6 +15,7 @@ type Metrics struct {
 	constrained prometheus.Gauge
 	window      prometheus.Gauge
 	actors      *prometheus.GaugeVec
+	tickErrors  prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
@@ -40,10 +41,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		actors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wio_scheduler_actors", Help: "Actors placed on each side.",
 		}, []string{"side"}),
+		tickErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wio_scheduler_tick_errors_total", Help: "Ticks that failed (sampling or moving).",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.decisions, m.migrations, m.blackout, m.temp, m.pred, m.slope, m.factor,
-			m.constrained, m.window, m.actors)
+			m.constrained, m.window, m.actors, m.tickErrors)
 	}
 	return m
 }
@@ -89,4 +93,10 @@ func (m *Metrics) observeMove(d Decision, blackoutS float64, err error) {
 		m.blackout.Observe(blackoutS)
 	}
 	m.migrations.WithLabelValues(d.From.String(), d.To.String(), res).Inc()
+}
+
+func (m *Metrics) observeTickError() {
+	if m != nil {
+		m.tickErrors.Inc()
+	}
 }

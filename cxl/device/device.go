@@ -66,7 +66,7 @@ type Snapshot struct {
 // ExecStats describes one emulated execution on a compute unit.
 type ExecStats struct {
 	Measured time.Duration // what fn took on the host
-	Dilated  time.Duration // what it took on the emulated unit (>= Measured)
+	Dilated  time.Duration // how long the emulated unit was held: at least Measured/(SpeedFactor*Factor)
 	Factor   float64       // throttle factor applied
 }
 
@@ -198,13 +198,17 @@ func (d *Device) Exec(ctx context.Context, fn func() error) (ExecStats, error) {
 	t0 := d.clock.Now()
 	err := fn()
 	measured := d.clock.Now().Sub(t0)
-	dil := time.Duration(float64(measured) / (d.p.SpeedFactor * f))
-	st := ExecStats{Measured: measured, Dilated: dil, Factor: f}
-	if serr := d.clock.Sleep(ctx, dil-measured); serr != nil && err == nil {
+	target := time.Duration(float64(measured) / (d.p.SpeedFactor * f))
+	if serr := d.clock.Sleep(ctx, target-measured); serr != nil && err == nil {
 		err = fmt.Errorf("%w: dilating execution: %v", ErrClosed, serr)
 	}
+	// The unit was held from t0 until now (a sleep may overshoot its
+	// target): that is the time it was busy, for the caller and for the
+	// thermal model.
+	held := d.clock.Now().Sub(t0)
+	st := ExecStats{Measured: measured, Dilated: held, Factor: f}
 	d.mu.Lock()
-	d.busy += dil
+	d.busy += held
 	d.mu.Unlock()
 	return st, err
 }

@@ -73,7 +73,8 @@ type Telemetry struct {
 
 // NewTelemetry claims TelemetrySize bytes at off for publishing. If a
 // previous publisher died mid-publish (odd seq) the sequence is made even
-// again so readers are not stuck.
+// again so readers are not stuck. Readers see ErrNoTelemetry until the
+// first Publish writes the magic word.
 func NewTelemetry(r Words, off uint64) (*Telemetry, error) {
 	if off%8 != 0 {
 		return nil, fmt.Errorf("device: telemetry offset %#x not 8-byte aligned", off)
@@ -84,7 +85,6 @@ func NewTelemetry(r Words, off uint64) (*Telemetry, error) {
 	if r.Load(off+offSeq)%2 == 1 {
 		r.Add(off+offSeq, 1)
 	}
-	r.Store(off+offMagic, TelemetryMagic)
 	return &Telemetry{r: r, off: off}, nil
 }
 
@@ -96,7 +96,8 @@ func (t *Telemetry) Publish(s Sample) {
 	for i := 2; i < 8; i++ {
 		t.r.Store(o+uint64(i)*8, w[i])
 	}
-	t.r.Add(o+offSeq, 1) // even: stable
+	t.r.Store(o+offMagic, TelemetryMagic) // a record exists from the first publish on
+	t.r.Add(o+offSeq, 1)                  // even: stable
 }
 
 // PublishSnapshot publishes a device snapshot.

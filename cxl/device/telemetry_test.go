@@ -19,6 +19,9 @@ func TestTelemetryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := ReadTelemetry(m, 64); !errors.Is(err, ErrNoTelemetry) {
+		t.Fatalf("before the first publish: %v", err)
+	}
 	wall := time.Unix(1_700_000_000, 123456789)
 	in := Sample{TempC: 76.543, Factor: 0.625, PowerW: 18.25, Events: 3, Wall: wall, Throttled: true}
 	tel.Publish(in)
