@@ -27,6 +27,13 @@ test: vet actors
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./...
 
+# demo: the thermal/power placement experiment (docs/SCHEDULER.md): three
+# policies of 30 model minutes at 30x, about 3.5 minutes; writes
+# demo-report/report.json and PNG plots.
+demo:
+	$(GO) build -o bin/wio ./cmd/wio
+	./bin/wio demo -out demo-report
+
 clean:
 	rm -rf bin demo-report
 

@@ -187,48 +187,79 @@ func WritePlots(dir string, rep Report) ([]string, error) {
 	return append(names, "summary_throughput.png", "summary_p99.png"), nil
 }
 
-// Main is `wio demo`: flags, run, report. It writes progress to stdout.
+// Options are the command-line knobs of `wio demo`.
+type Options struct {
+	Out         string
+	Profile     string
+	Duration    time.Duration
+	Compression float64
+	Writers     int
+	Block       int
+	Policies    string
+	CapTrace    string
+	Region      string
+	Verbose     bool
+}
+
+// Register declares the flags on fs.
+func (o *Options) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.Out, "out", "demo-report", "directory for report.json and the PNG plots")
+	fs.StringVar(&o.Profile, "profile", "smartssd", "device profile: smartssd or scaleflux (models, not measurements)")
+	fs.DurationVar(&o.Duration, "duration", 30*time.Minute, "model time per policy")
+	fs.Float64Var(&o.Compression, "compression", 30, "model seconds per wall second")
+	fs.IntVar(&o.Writers, "writers", 2, "concurrent writers")
+	fs.IntVar(&o.Block, "block", 256<<10, "bytes per write")
+	fs.StringVar(&o.Policies, "policies", DevicePinned+","+HostPinned+","+Adaptive, "policies to run, comma-separated")
+	fs.StringVar(&o.CapTrace, "cap-trace", "", "host power-cap trace CSV (time_s,cap_w); default: the embedded scenario")
+	fs.StringVar(&o.Region, "region", "", "shared region file for the telemetry words (default /dev/shm/daxwio-demo-<pid>, removed at the end)")
+	fs.BoolVar(&o.Verbose, "v", false, "log every scheduler decision on stderr")
+}
+
+// Main parses args as `wio demo` flags and runs Execute.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "demo-report", "directory for report.json and the PNG plots")
-	profile := fs.String("profile", "smartssd", "device profile: smartssd or scaleflux (models, not measurements)")
-	dur := fs.Duration("duration", 30*time.Minute, "model time per policy")
-	comp := fs.Float64("compression", 30, "model seconds per wall second")
-	writers := fs.Int("writers", 2, "concurrent writers")
-	block := fs.Int("block", 256<<10, "bytes per write")
-	policies := fs.String("policies", DevicePinned+","+HostPinned+","+Adaptive, "policies to run, comma-separated")
-	capTrace := fs.String("cap-trace", "", "host power-cap trace CSV (time_s,cap_w); default: the embedded scenario")
-	verbose := fs.Bool("v", false, "log every scheduler decision")
-	region := fs.String("region", "", "shared region file for the telemetry words (default /dev/shm/daxwio-demo-<pid>, removed at the end)")
+	var o Options
+	o.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("demo: unexpected arguments %q", fs.Args())
+	}
+	return Execute(ctx, o, stdout, stderr)
+}
+
+// Execute runs the demo: every policy, then report.json and the plots in
+// o.Out. Progress goes to stdout.
+func Execute(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	c := DefaultConfig()
-	p, err := device.ProfileByName(*profile)
+	p, err := device.ProfileByName(o.Profile)
 	if err != nil {
 		return err
 	}
 	p.Units = c.Profile.Units
 	c.Profile, c.Scheduler = p, DefaultSchedulerConfig(p)
-	c.Duration, c.Compression, c.Writers, c.BlockSize = *dur, *comp, *writers, *block
-	c.Policies = strings.Split(*policies, ",")
+	c.Duration, c.Compression, c.Writers, c.BlockSize = o.Duration, o.Compression, o.Writers, o.Block
+	c.Policies = strings.Split(o.Policies, ",")
 	c.Progress = stdout
-	c.RegionPath = *region
-	if *verbose {
+	c.RegionPath = o.Region
+	if o.Verbose {
 		c.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	if *capTrace != "" {
-		f, err := os.Open(*capTrace)
+	if o.CapTrace != "" {
+		f, err := os.Open(o.CapTrace)
 		if err != nil {
 			return err
 		}
 		c.HostCap, err = sensor.ReadCapTrace(f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("%s: %w", *capTrace, err)
+			return fmt.Errorf("%s: %w", o.CapTrace, err)
 		}
 	}
+	out := &o.Out
+	policies := &o.Policies
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
