@@ -12,14 +12,15 @@ import (
 
 // daxfsResult is what the daxfs check reports.
 type daxfsResult struct {
-	Params          fstest.Params   `json:"params"`
-	Solo            *fstest.Report  `json:"solo,omitempty"` // one VM alone, same work
-	VMs             []fstest.Report `json:"vms"`
-	Summary         fstest.Summary  `json:"summary"`
-	SoloCreatesPS   float64         `json:"creates_per_sec_1vm"`
-	SharedCreatesPS float64         `json:"creates_per_sec_all_vms"` // all VMs' creates / the slowest VM's phase A (they start together at a barrier)
-	Fsck            string          `json:"fsck"`
-	Error           string          `json:"error,omitempty"`
+	Params          fstest.Params     `json:"params"`
+	Solo            *fstest.Report    `json:"solo,omitempty"` // one VM alone, same work
+	VMs             []fstest.Report   `json:"vms"`
+	Summary         fstest.Summary    `json:"summary"`
+	SoloCreatesPS   float64           `json:"creates_per_sec_1vm"`
+	SharedCreatesPS float64           `json:"creates_per_sec_all_vms"` // all VMs' creates / the slowest VM's phase A (they start together at a barrier)
+	Fsck            fstest.FsckResult `json:"fsck"`
+	SoloFsck        fstest.FsckResult `json:"fsck_solo"`
+	Error           string            `json:"error,omitempty"`
 }
 
 // runDaxfs: the host formats the pool, every VM works in one shared tree
@@ -37,10 +38,11 @@ func runDaxfs(ctx context.Context, b *bed, o testOpts) (any, error) {
 			return res, failf(&res.Error, fmt.Errorf("one VM alone: %w", err))
 		}
 		res.Solo = &solo.vms[0]
+		res.SoloFsck = solo.fsck
 		res.SoloCreatesPS = solo.vms[0].CreatesPerSec
 	}
 	run, err := b.daxfsRun(ctx, "daxfs", res.Params, o)
-	res.VMs, res.Summary = run.vms, run.summary
+	res.VMs, res.Summary, res.Fsck = run.vms, run.summary, run.fsck
 	var creates int
 	var span float64
 	for _, r := range run.vms {
@@ -53,10 +55,6 @@ func runDaxfs(ctx context.Context, b *bed, o testOpts) (any, error) {
 	if err != nil {
 		return res, failf(&res.Error, err)
 	}
-	// fsck: the daxfs library has no verifier/fsck yet. When it lands, run it
-	// here on run.pool (read-only) and fail on any finding.
-	res.Fsck = "not run: package daxfs has no fsck yet"
-	progressf("daxfs: fsck %s", res.Fsck)
 	if res.Solo != nil {
 		progressf("daxfs: creates/s: 1 VM alone %.0f; %d VMs together %.0f (each: %s)", res.SoloCreatesPS, b.c.vms, res.SharedCreatesPS, perVM(run.vms))
 	}
@@ -82,6 +80,7 @@ func failf(dst *string, err error) error {
 type fsRun struct {
 	vms     []fstest.Report
 	summary fstest.Summary
+	fsck    fstest.FsckResult
 }
 
 func (b *bed) daxfsRun(ctx context.Context, name string, p fstest.Params, o testOpts) (fsRun, error) {
@@ -134,5 +133,15 @@ func (b *bed) daxfsRun(ctx context.Context, name string, p fstest.Params, o test
 		return out, fmt.Errorf("the tree after the run is not the union of what the VMs reported:\n%w", err)
 	}
 	progressf("%s: tree matches the union of the reports: %d entries, every byte as written", name, s.Found)
+	fr, err := fstest.Fsck(r)
+	out.fsck = fr
+	if err != nil {
+		return out, err
+	}
+	progressf("%s: fsck (daxfs Check) clean: %d inodes, %d files, %d dirents, %d warnings, %d live / %d dead hosts in the table",
+		name, fr.Inodes, fr.Files, fr.Dirents, fr.Warnings, fr.Live, fr.Dead)
+	for _, p := range fr.Problems {
+		progressf("%s: fsck: %s", name, p)
+	}
 	return out, nil
 }

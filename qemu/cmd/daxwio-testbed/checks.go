@@ -42,7 +42,7 @@ func cmdTest(ctx context.Context, args []string) error {
   cas    every VM CAS-increments one shared counter --ops times (and its own
          counter); after power-off the host reads the pool: shared == sum == VMs*ops
   daxfs  VMs create/write/rename/delete in one shared daxfs tree; host checks the
-         union (names and bytes); fsck pending in the daxfs library
+         union (names and bytes) and runs daxfs's verifier (fsck)
   wio    actors migrating between VMs (pending actors/)`)
 	c.register(fs)
 	var o testOpts

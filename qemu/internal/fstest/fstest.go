@@ -466,3 +466,41 @@ func firstLine(b []byte) string {
 	}
 	return s
 }
+
+// FsckResult summarises daxfs's verifier on the pool after the run.
+type FsckResult struct {
+	Severe   int      `json:"severe"`
+	Warnings int      `json:"warnings"`
+	Problems []string `json:"problems,omitempty"` // the first 20
+	Inodes   uint64   `json:"inodes"`
+	Files    uint64   `json:"files"`
+	Dirents  uint64   `json:"dirents"`
+	Live     int      `json:"live_hosts"`
+	Dead     int      `json:"dead_hosts"`
+}
+
+// Fsck runs daxfs's verifier (FS.Check) read-only on a quiescent pool and
+// fails on any severe problem.
+func Fsck(r *cxl.Region) (FsckResult, error) {
+	var res FsckResult
+	fs, err := daxfs.Open(r, daxfs.Options{ReadOnly: true})
+	if err != nil {
+		return res, fmt.Errorf("fstest: fsck: mount: %w", err)
+	}
+	defer fs.Close()
+	c := fs.Check()
+	res.Severe = c.Severe()
+	res.Warnings = len(c.Problems) - res.Severe
+	res.Inodes, res.Files, res.Dirents = c.Inodes, c.Files, c.Dirents
+	res.Live, res.Dead = c.LiveHosts, c.DeadHosts
+	for i, p := range c.Problems {
+		if i == 20 {
+			break
+		}
+		res.Problems = append(res.Problems, p.String())
+	}
+	if !c.OK() {
+		return res, fmt.Errorf("fstest: fsck found %d severe problems:\n  %s", res.Severe, strings.Join(res.Problems, "\n  "))
+	}
+	return res, nil
+}

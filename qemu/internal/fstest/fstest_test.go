@@ -24,11 +24,8 @@ func pool(t *testing.T) string {
 }
 
 // run does the whole check with goroutines standing in for VMs, each with
-// its own mapping of the pool. It returns an extra mount made before the
-// VMs started, for tests that change the tree afterwards. (Mounting after
-// the run would take a slot a VM left with a non-empty limbo list, and
-// daxfs.Open reaping its own slot's old record loops there: see
-// docs/TESTBED.md, known gaps.)
+// its own mapping of the pool. It also returns an extra mount, made before
+// the VMs started, for tests that change the tree afterwards.
 func run(t *testing.T, p Params) (string, []Report, *daxfs.FS) {
 	t.Helper()
 	path := pool(t)
@@ -94,6 +91,14 @@ func TestConcurrentTreeMatchesReports(t *testing.T) {
 	// 3 VMs x (40 - 10 deleted) own + 30 - 10 removed common.
 	if s.Expected != 3*30+20 || s.Found != s.Expected {
 		t.Fatalf("summary %+v", s)
+	}
+
+	fr, err := Fsck(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.Files < uint64(s.Found) {
+		t.Errorf("fsck counted %d files, the tree has %d entries", fr.Files, s.Found)
 	}
 
 	// A file nobody reports, a changed byte, a missing file: all caught.
