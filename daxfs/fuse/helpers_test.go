@@ -32,6 +32,15 @@ func serveChild(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	// If the test process dies without stopping us (a fatal error skips
+	// its cleanups), unmount and exit instead of serving forever.
+	orphan := make(chan struct{})
+	go func(ppid int) {
+		for os.Getppid() == ppid {
+			time.Sleep(200 * time.Millisecond)
+		}
+		close(orphan)
+	}(os.Getppid())
 	r, err := cxl.Open(args[0], cxl.OpenOptions{})
 	if err != nil {
 		return err
@@ -53,8 +62,15 @@ func serveChild(args []string) error {
 		return err
 	}
 	fmt.Println("ready")
-	<-sig
-	return srv.Unmount(true)
+	select {
+	case <-sig:
+		return srv.Unmount(true)
+	case <-orphan:
+		err := srv.Unmount(true)
+		os.Remove(args[0])
+		os.Remove(args[1])
+		return err
+	}
 }
 
 // requireFUSE skips unless the test can mount FUSE file systems itself.
