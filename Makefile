@@ -46,7 +46,7 @@ WAT_ACTORS := upper
 HOSTILE    := $(basename $(notdir $(wildcard actors/testdata/hostile/*.wat)))
 ACTOR_SRC  := $(shell find actors/examples -name '*.go' -not -path '*/bin/*') go.mod
 
-.PHONY: actors actors-soak
+.PHONY: actors actors-soak bench-actors
 actors: $(GO_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(WAT_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(HOSTILE:%=$(ACTORS_BIN)/hostile/%.wasm)
 
 $(ACTORS_BIN)/%.wasm: $(ACTOR_SRC)
@@ -70,6 +70,16 @@ qemu-test:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -o bin/ ./qemu/cmd/daxwio-testbed ./qemu/cmd/daxwio-vminit
 	bin/daxwio-testbed test --json bin/qemu-test.json
+
+# actors-soak: 1,000,000 requests from client processes with 10,500 random
+# migrations, checked for exactly-once, per-client order and twin outputs.
+actors-soak: actors
+	cd actors && $(GO) test -count=1 -run 'MultiProcessExactlyOnce' -timeout 40m -v -wio.soak .
+
+# bench-actors: Wasm vs native, call overhead, instantiation and migration
+# blackout, side by side in one run, written to bench/results/actors.json.
+bench-actors: actors
+	cd actors && $(GO) test -count=1 -run 'TestBenchJSON' -timeout 30m -v -wio.benchjson=$(CURDIR)/bench/results/actors.json .
 
 # bench-fuse: daxfs FUSE vs go-fuse loopback over tmpfs (with and without
 # FUSE passthrough) vs kernel tmpfs, with fio (Debian: fio, fuse3), in one

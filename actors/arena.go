@@ -178,6 +178,12 @@ type DeployOptions struct {
 	StateSize uint32 // state arena bytes; default 4096
 	Arg       []byte // passed to wio_init
 	Slots     int    // ring slots; default (and at most) the arena's
+	// Trusted runs the actor without a per-call deadline: several times
+	// faster (no termination checks compiled into its loops), but an
+	// actor that never returns blocks its own worker. Traps and the memory
+	// limit are contained either way. Deploy-time validation and wio_init
+	// always run with the deadline.
+	Trusted bool
 }
 
 // Deploy validates wasm (compiling it with rt and running wio_init over a
@@ -256,7 +262,7 @@ func (a *Arena) Deploy(ctx context.Context, rt *Runtime, name string, wasm []byt
 		return fmt.Errorf("actors: deploy %s: %w", name, err)
 	}
 	d := desc{ModuleLen: uint64(len(wasm)), StateSize: uint64(o.StateSize), Slots: uint64(o.Slots),
-		InCap: a.hdr.MaxReq, OutCap: a.hdr.MaxOut, Name: name, Hash: m.Hash, Side: o.Side}
+		InCap: a.hdr.MaxReq, OutCap: a.hdr.MaxOut, Name: name, Hash: m.Hash, Side: o.Side, Trusted: o.Trusted}
 	d.Stride = align(slData+align(d.InCap, 64)+d.OutCap, 64)
 	ss := stateStride(d.StateSize)
 	need := align(d.ModuleLen, 64) + 3*ss + d.Slots*d.Stride
@@ -316,6 +322,7 @@ type ActorInfo struct {
 	LastBlackNS uint64 `json:"last_blackout_ns"`
 	StateSize   uint64 `json:"state_size"`
 	ModuleSize  uint64 `json:"module_size"`
+	Trusted     bool   `json:"trusted"`
 }
 
 // SideInfo describes one side's daemon.
@@ -343,7 +350,7 @@ func (a *Arena) Status() ([]ActorInfo, []SideInfo) {
 		out = append(out, ActorInfo{Name: d.Name, Owner: o.String(), Side: o.side.String(), Epoch: o.epoch,
 			Submitted: tail, Completed: done, QueueDepth: tail - min(done, tail),
 			Migrations: a.load(e + enMigrations), Takeovers: a.load(e + enTakeovers),
-			LastBlackNS: a.load(e + enBlackout), StateSize: d.StateSize, ModuleSize: d.ModuleLen})
+			LastBlackNS: a.load(e + enBlackout), StateSize: d.StateSize, ModuleSize: d.ModuleLen, Trusted: d.Trusted})
 	}
 	var sides []SideInfo
 	for s := Side(0); s < maxSides; s++ {

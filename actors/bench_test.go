@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -25,11 +26,11 @@ func benchInput(e examples.Example, size int) []byte {
 }
 
 // benchHandle measures one example, wasm or native, at one request size.
-func benchHandle(b *testing.B, e examples.Example, wasm bool, size int) {
+func benchHandle(b *testing.B, e examples.Example, mode string, size int) {
 	ctx := context.Background()
 	in := benchInput(e, size)
 	b.SetBytes(int64(len(in)))
-	if !wasm {
+	if mode == "native" {
 		twin, err := abi.NewTwin(e.New(), e.StateSize, e.Arg)
 		if err != nil {
 			b.Fatal(err)
@@ -43,7 +44,11 @@ func benchHandle(b *testing.B, e examples.Example, wasm bool, size int) {
 		return
 	}
 	rt := newTestRuntime(b, RuntimeConfig{CacheDir: testCacheDir})
-	m, err := rt.Compile(ctx, testWasm[e.Name])
+	compile := rt.Compile
+	if mode == "trusted" {
+		compile = rt.CompileTrusted
+	}
+	m, err := compile(ctx, testWasm[e.Name])
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,12 +73,15 @@ func benchHandle(b *testing.B, e examples.Example, wasm bool, size int) {
 	}
 }
 
+// modes: wasm with a per-call deadline (the default), wasm deployed as
+// trusted (no deadline, no termination checks), and the native twin.
+var modes = []string{"contained", "trusted", "native"}
+
 func BenchmarkHandle(b *testing.B) {
 	for _, e := range examples.All() {
 		for _, size := range []int{256, 64 << 10} {
-			for _, wasm := range []bool{true, false} {
-				impl := map[bool]string{true: "wasm", false: "native"}[wasm]
-				b.Run(fmt.Sprintf("%s/%d/%s", e.Name, size, impl), func(b *testing.B) { benchHandle(b, e, wasm, size) })
+			for _, mode := range modes {
+				b.Run(fmt.Sprintf("%s/%d/%s", e.Name, size, mode), func(b *testing.B) { benchHandle(b, e, mode, size) })
 			}
 		}
 	}
@@ -83,8 +91,9 @@ func BenchmarkHandle(b *testing.B) {
 // crossing into wasm and back with one state read and write.
 func BenchmarkCallOverhead(b *testing.B) {
 	e, _ := examples.Get("upper")
-	b.Run("wasm", func(b *testing.B) { benchHandle(b, e, true, 0) })
-	b.Run("native", func(b *testing.B) { benchHandle(b, e, false, 0) })
+	for _, mode := range modes {
+		b.Run(mode, func(b *testing.B) { benchHandle(b, e, mode, 0) })
+	}
 }
 
 // BenchmarkInstantiate measures, with a warm compilation cache, loading a
@@ -201,34 +210,42 @@ func TestBenchJSON(t *testing.T) {
 		t.Skip("set -wio.benchjson=FILE (make bench-actors)")
 	}
 	type handleRes struct {
-		Actor        string  `json:"actor"`
-		Bytes        int     `json:"request_bytes"`
-		WasmNs       float64 `json:"wasm_ns_per_op"`
-		NativeNs     float64 `json:"native_ns_per_op"`
-		WasmMBs      float64 `json:"wasm_mb_per_s"`
-		NativeMBs    float64 `json:"native_mb_per_s"`
-		Throughput   float64 `json:"wasm_over_native_throughput"`
-		OverheadNsOp float64 `json:"wasm_minus_native_ns"`
+		Actor       string  `json:"actor"`
+		Bytes       int     `json:"request_bytes"`
+		ContainedNs float64 `json:"wasm_contained_ns_per_op"`
+		TrustedNs   float64 `json:"wasm_trusted_ns_per_op"`
+		NativeNs    float64 `json:"native_ns_per_op"`
+		ContainedX  float64 `json:"contained_over_native_throughput"`
+		TrustedX    float64 `json:"trusted_over_native_throughput"`
+		NativeMBs   float64 `json:"native_mb_per_s"`
+		TrustedMBs  float64 `json:"trusted_mb_per_s"`
 	}
 	ns := func(r testing.BenchmarkResult) float64 { return float64(r.T.Nanoseconds()) / float64(r.N) }
-	res := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "go": "see go.mod", "cpus": os.Getenv("NPROC")}
+	res := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "gomaxprocs": runtime.GOMAXPROCS(0),
+		"note": "contained = per-call deadline (wazero CloseOnContextDone); trusted = deployed with --trusted; ratios are native ns/op over wasm ns/op, measured back to back in one process"}
 	var hs []handleRes
 	for _, e := range examples.All() {
 		for _, size := range []int{256, 64 << 10} {
-			w := testing.Benchmark(func(b *testing.B) { benchHandle(b, e, true, size) })
-			n := testing.Benchmark(func(b *testing.B) { benchHandle(b, e, false, size) })
-			h := handleRes{Actor: e.Name, Bytes: size, WasmNs: ns(w), NativeNs: ns(n)}
-			h.WasmMBs, h.NativeMBs = float64(size)/h.WasmNs*1e3, float64(size)/h.NativeNs*1e3
-			h.Throughput, h.OverheadNsOp = h.NativeNs/h.WasmNs, h.WasmNs-h.NativeNs
+			r := map[string]float64{}
+			for _, mode := range modes {
+				r[mode] = ns(testing.Benchmark(func(b *testing.B) { benchHandle(b, e, mode, size) }))
+			}
+			h := handleRes{Actor: e.Name, Bytes: size, ContainedNs: r["contained"], TrustedNs: r["trusted"], NativeNs: r["native"]}
+			h.ContainedX, h.TrustedX = h.NativeNs/h.ContainedNs, h.NativeNs/h.TrustedNs
+			h.NativeMBs, h.TrustedMBs = float64(size)/h.NativeNs*1e3, float64(size)/h.TrustedNs*1e3
 			hs = append(hs, h)
 			t.Logf("%+v", h)
 		}
 	}
 	res["handle"] = hs
 	up, _ := examples.Get("upper")
-	cw := testing.Benchmark(func(b *testing.B) { benchHandle(b, up, true, 0) })
-	cn := testing.Benchmark(func(b *testing.B) { benchHandle(b, up, false, 0) })
-	res["call_overhead"] = map[string]float64{"wasm_empty_request_ns": ns(cw), "native_empty_request_ns": ns(cn), "overhead_ns": ns(cw) - ns(cn)}
+	co := map[string]float64{}
+	for _, mode := range modes {
+		co[mode+"_empty_request_ns"] = ns(testing.Benchmark(func(b *testing.B) { benchHandle(b, up, mode, 0) }))
+	}
+	co["contained_overhead_ns"] = co["contained_empty_request_ns"] - co["native_empty_request_ns"]
+	co["trusted_overhead_ns"] = co["trusted_empty_request_ns"] - co["native_empty_request_ns"]
+	res["call_overhead"] = co
 	inst := map[string]float64{}
 	for _, name := range []string{"upper", "crc32c"} {
 		ctx := context.Background()

@@ -33,6 +33,16 @@ func TestHostileActors(t *testing.T) {
 		}
 	}
 	serve("before")
+	// A trusted actor has no deadline, but a trap is still only its
+	// request's error.
+	if m, err := rt.CompileTrusted(ctx, testWasm["hostile/oob"]); err != nil {
+		t.Fatal(err)
+	} else if inst, err := m.Instantiate(ctx, "oob-trusted", 1024); err != nil {
+		t.Fatal(err)
+	} else if _, err := inst.Handle(ctx, abi.Mem(make([]byte, 8)), []byte("x")); !errors.Is(err, ErrTrap) {
+		t.Fatalf("trusted oob: %v, want ErrTrap", err)
+	}
+	serve("after trusted oob")
 	cases := []struct {
 		name     string
 		compile  error // expected at Compile

@@ -48,20 +48,21 @@ const (
 	enDescCRC    = 472
 
 	// Descriptor fields (relative to enDesc).
-	dModuleOff = 0
-	dModuleLen = 8
-	dStateSize = 16
-	dStateOff  = 24 // three buffers of stateStride(size) bytes
-	dRingOff   = 32
-	dSlots     = 40
-	dInCap     = 48
-	dOutCap    = 56
-	dStride    = 64
-	dNameLen   = 72
-	dName      = 80 // 32 bytes
-	dHash      = 112
-	dSide      = 144
-	maxNameLen = 32
+	dModuleOff  = 0
+	dModuleLen  = 8
+	dStateSize  = 16
+	dStateOff   = 24 // three buffers of stateStride(size) bytes
+	dRingOff    = 32
+	dSlots      = 40
+	dInCap      = 48
+	dOutCap     = 56
+	dStride     = 64
+	dNameLen    = 72
+	dName       = 80 // 32 bytes
+	dHash       = 112
+	dSide       = 144 // side in the low byte, flags above
+	descTrusted = 1 << 8
+	maxNameLen  = 32
 
 	// Slot header; data follows at slotData.
 	slWord   = 0
@@ -294,6 +295,7 @@ type desc struct {
 	Name                 string
 	Hash                 [32]byte
 	Side                 Side
+	Trusted              bool // run without per-call deadline (see Runtime.CompileTrusted)
 }
 
 func (d *desc) encode() []byte {
@@ -304,7 +306,11 @@ func (d *desc) encode() []byte {
 	}
 	copy(b[dName:dName+maxNameLen], d.Name)
 	copy(b[dHash:dHash+32], d.Hash[:])
-	le.PutUint64(b[dSide:], uint64(d.Side))
+	sw := uint64(d.Side)
+	if d.Trusted {
+		sw |= descTrusted
+	}
+	le.PutUint64(b[dSide:], sw)
 	le.PutUint64(b[descLen:], uint64(crc32.Checksum(b[:descLen], crcTab)))
 	return b
 }
@@ -328,6 +334,8 @@ func decodeDesc(b []byte, h arenaHeader, lo uint64) (desc, error) {
 		InCap: f(6), OutCap: f(7), Stride: f(8)}
 	nameLen := f(9)
 	side := le.Uint64(b[dSide:])
+	flags := side &^ 0xff
+	side &= 0xff
 	within := func(off, n uint64) bool { return off >= lo && off <= h.Len && n <= h.Len-off }
 	bad := func(what string) (desc, error) {
 		return desc{}, fmt.Errorf("actors: actor descriptor: %s: %w", what, ErrCorrupt)
@@ -337,6 +345,8 @@ func decodeDesc(b []byte, h arenaHeader, lo uint64) (desc, error) {
 		return bad(fmt.Sprintf("name length %d", nameLen))
 	case side >= maxSides:
 		return bad(fmt.Sprintf("side %d", side))
+	case flags&^descTrusted != 0:
+		return bad(fmt.Sprintf("unknown flags %#x", flags))
 	case d.ModuleLen == 0 || !within(d.ModuleOff, d.ModuleLen):
 		return bad(fmt.Sprintf("module [%d,+%d) outside the arena", d.ModuleOff, d.ModuleLen))
 	case d.StateSize == 0 || d.StateSize > h.MaxState || d.StateOff%64 != 0 || !within(d.StateOff, 3*stateStride(d.StateSize)):
@@ -353,6 +363,7 @@ func decodeDesc(b []byte, h arenaHeader, lo uint64) (desc, error) {
 	d.Name = string(b[dName : dName+nameLen])
 	copy(d.Hash[:], b[dHash:dHash+32])
 	d.Side = Side(side)
+	d.Trusted = flags&descTrusted != 0
 	return d, nil
 }
 

@@ -359,7 +359,11 @@ func (w *worker) ensureInstance(ctx context.Context) error {
 		w.inst.Close(context.Background())
 		w.inst = nil
 	}
-	m, err := w.n.rt.Compile(ctx, w.n.a.module(w.d))
+	compile := w.n.rt.Compile
+	if w.d.Trusted {
+		compile = w.n.rt.CompileTrusted
+	}
+	m, err := compile(ctx, w.n.a.module(w.d))
 	if err == nil {
 		w.inst, err = m.Instantiate(ctx, w.d.Name, uint32(w.d.InCap))
 	}

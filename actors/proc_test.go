@@ -246,10 +246,12 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 	p := openProc(t, region, "parent")
 	deployed := []examples.Example{}
 	rt := newTestRuntime(t, RuntimeConfig{})
-	for _, name := range cfg.names {
+	for i, name := range cfg.names {
 		e, _ := examples.Get(name)
 		deployed = append(deployed, e)
-		if err := p.a.Deploy(context.Background(), rt, e.Name, testWasm[e.Name], DeployOptions{StateSize: uint32(e.StateSize), Arg: e.Arg}); err != nil {
+		// Odd actors are deployed trusted, so both execution modes migrate.
+		o := DeployOptions{StateSize: uint32(e.StateSize), Arg: e.Arg, Trusted: i%2 == 1}
+		if err := p.a.Deploy(context.Background(), rt, e.Name, testWasm[e.Name], o); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -51,13 +51,17 @@ type RuntimeConfig struct {
 // Runtime compiles and instantiates actors for one side. It is safe for
 // concurrent use; each Instance is not.
 type Runtime struct {
-	cfg  RuntimeConfig
-	rt   wazero.Runtime
+	cfg RuntimeConfig
+	// rt[true] compiles termination checks into every loop so a deadline
+	// can stop a runaway actor; rt[false] runs trusted actors without them
+	// (several times faster: wazero checks by an indirect call per loop
+	// iteration) and without a per-call deadline.
+	rt   map[bool]wazero.Runtime
 	next atomic.Uint64
 
 	mu        sync.Mutex
 	instances map[api.Module]*Instance
-	compiled  map[[32]byte]*Module
+	compiled  map[compiledKey]*Module
 }
 
 // NewRuntime builds a runtime with the wio host module and WASI.
@@ -71,31 +75,51 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(cfg.MemoryLimitPages)
+	var cache wazero.CompilationCache
 	if cfg.CacheDir != "" {
-		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		if err != nil {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
 			return nil, fmt.Errorf("actors: compilation cache in %s: %w", cfg.CacheDir, err)
 		}
-		rc = rc.WithCompilationCache(cache)
 	}
-	r := &Runtime{cfg: cfg, rt: wazero.NewRuntimeWithConfig(ctx, rc),
-		instances: map[api.Module]*Instance{}, compiled: map[[32]byte]*Module{}}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
-		r.rt.Close(ctx)
-		return nil, fmt.Errorf("actors: instantiating WASI: %w", err)
-	}
-	if err := r.hostModule(ctx); err != nil {
-		r.rt.Close(ctx)
-		return nil, err
+	r := &Runtime{cfg: cfg, rt: map[bool]wazero.Runtime{},
+		instances: map[api.Module]*Instance{}, compiled: map[compiledKey]*Module{}}
+	for _, contained := range []bool{true, false} {
+		rc := wazero.NewRuntimeConfig().
+			WithCloseOnContextDone(contained).
+			WithMemoryLimitPages(cfg.MemoryLimitPages)
+		if cache != nil {
+			rc = rc.WithCompilationCache(cache)
+		}
+		rt := wazero.NewRuntimeWithConfig(ctx, rc)
+		r.rt[contained] = rt
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			r.Close(ctx)
+			return nil, fmt.Errorf("actors: instantiating WASI: %w", err)
+		}
+		if err := r.hostModule(ctx, rt); err != nil {
+			r.Close(ctx)
+			return nil, err
+		}
 	}
 	return r, nil
 }
 
+type compiledKey struct {
+	hash    [32]byte
+	trusted bool
+}
+
 // Close releases every module and instance.
-func (r *Runtime) Close(ctx context.Context) error { return r.rt.Close(ctx) }
+func (r *Runtime) Close(ctx context.Context) error {
+	var err error
+	for _, rt := range r.rt {
+		if e := rt.Close(ctx); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
 
 func (r *Runtime) instance(m api.Module) *Instance {
 	r.mu.Lock()
@@ -166,8 +190,8 @@ func (r *Runtime) hostFns() []hostFn {
 	}
 }
 
-func (r *Runtime) hostModule(ctx context.Context) error {
-	b := r.rt.NewHostModuleBuilder("wio")
+func (r *Runtime) hostModule(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder("wio")
 	for _, h := range r.hostFns() {
 		b.NewFunctionBuilder().WithGoModuleFunction(h.fn, h.params, h.results).Export(h.name)
 	}
@@ -179,11 +203,12 @@ func (r *Runtime) hostModule(ctx context.Context) error {
 
 // Module is a compiled, validated actor module.
 type Module struct {
-	r    *Runtime
-	cm   wazero.CompiledModule
-	Hash [32]byte
-	init bool
-	fl   bool
+	r       *Runtime
+	cm      wazero.CompiledModule
+	Hash    [32]byte
+	trusted bool
+	init    bool
+	fl      bool
 }
 
 type sig struct{ params, results []api.ValueType }
@@ -216,19 +241,32 @@ func sameTypes(a, b []api.ValueType) bool {
 	return true
 }
 
-// Compile validates and compiles wasm (cached by content hash). A module
-// that does not decode, imports anything but the wio host module and WASI,
-// or lacks wio_input/wio_handle with the ABI's signatures is rejected
-// with ErrBadModule.
+// Compile validates and compiles wasm (cached by content hash) for
+// contained execution: every call has a deadline. A module that does not
+// decode, imports anything but the wio host module and WASI, or lacks
+// wio_input/wio_handle with the ABI's signatures is rejected with
+// ErrBadModule.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
-	h := sha256.Sum256(wasm)
+	return r.compile(ctx, wasm, false)
+}
+
+// CompileTrusted is Compile for actors deployed as trusted: traps and the
+// memory limit are still contained, but calls have no deadline, so an
+// actor that never returns blocks its own worker forever.
+func (r *Runtime) CompileTrusted(ctx context.Context, wasm []byte) (*Module, error) {
+	return r.compile(ctx, wasm, true)
+}
+
+func (r *Runtime) compile(ctx context.Context, wasm []byte, trusted bool) (*Module, error) {
+	key := compiledKey{sha256.Sum256(wasm), trusted}
+	h := key.hash
 	r.mu.Lock()
-	m := r.compiled[h]
+	m := r.compiled[key]
 	r.mu.Unlock()
 	if m != nil {
 		return m, nil
 	}
-	cm, err := r.rt.CompileModule(ctx, wasm)
+	cm, err := r.rt[!trusted].CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("actors: compiling module: %v: %w", err, ErrBadModule)
 	}
@@ -259,7 +297,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 		return bad("module does not export its memory as \"memory\"")
 	}
 	ex := cm.ExportedFunctions()
-	m = &Module{r: r, cm: cm, Hash: h}
+	m = &Module{r: r, cm: cm, Hash: h, trusted: trusted}
 	for name, s := range wioExports {
 		f, ok := ex[name]
 		if !ok {
@@ -275,12 +313,12 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 		m.fl = m.fl || name == "wio_flush"
 	}
 	r.mu.Lock()
-	if old := r.compiled[h]; old != nil {
+	if old := r.compiled[key]; old != nil {
 		r.mu.Unlock()
 		cm.Close(ctx)
 		return old, nil
 	}
-	r.compiled[h] = m
+	r.compiled[key] = m
 	r.mu.Unlock()
 	return m, nil
 }
@@ -322,9 +360,12 @@ func (m *Module) Instantiate(ctx context.Context, name string, maxInput uint32) 
 		WithStderr(r.cfg.Log).WithStdout(r.cfg.Log).
 		WithSysNanotime().WithSysWalltime()
 	i := &Instance{r: r, name: name, timeout: r.cfg.CallTimeout}
+	if m.trusted {
+		i.timeout = 0
+	}
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
-	mod, err := r.rt.InstantiateModule(cctx, m.cm, cfg)
+	mod, err := r.rt[!m.trusted].InstantiateModule(cctx, m.cm, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("actors: instantiating %s: %w", name, classify(err))
 	}
@@ -365,9 +406,14 @@ func (i *Instance) call(ctx context.Context, f api.Function) error {
 	if i.broken != nil {
 		return i.broken
 	}
-	cctx, cancel := context.WithTimeout(ctx, i.timeout)
-	err := f.CallWithStack(cctx, i.stack[:])
-	cancel()
+	var err error
+	if i.timeout > 0 {
+		cctx, cancel := context.WithTimeout(ctx, i.timeout)
+		err = f.CallWithStack(cctx, i.stack[:])
+		cancel()
+	} else {
+		err = f.CallWithStack(ctx, i.stack[:])
+	}
 	if err != nil {
 		// After a trap or a deadline the guest's own runtime may be in any
 		// state: the instance is never used again.

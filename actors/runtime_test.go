@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -40,50 +41,56 @@ func TestExamplesMatchTwins(t *testing.T) {
 	ctx := context.Background()
 	rt := newTestRuntime(t, RuntimeConfig{})
 	for _, e := range examples.All() {
-		t.Run(e.Name, func(t *testing.T) {
-			m, err := rt.Compile(ctx, testWasm[e.Name])
-			if err != nil {
-				t.Fatal(err)
-			}
-			inst, err := m.Instantiate(ctx, e.Name, 70<<10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer inst.Close(ctx)
-			st := &txState{cur: make(abi.Mem, e.StateSize), work: make(abi.Mem, e.StateSize)}
-			st.begin()
-			if err := inst.Init(ctx, st, e.Arg); err != nil {
-				t.Fatal(err)
-			}
-			st.commit()
-			twin, err := abi.NewTwin(e.New(), e.StateSize, e.Arg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := rand.New(rand.NewPCG(1, 2))
-			for k := 0; k < 200; k++ {
-				in := e.Gen(r, 1+r.IntN(1<<(2+k%15)))
-				if len(in) > 64<<10 {
-					in = in[:64<<10]
+		for _, trusted := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/trusted=%v", e.Name, trusted), func(t *testing.T) {
+				compile := rt.Compile
+				if trusted {
+					compile = rt.CompileTrusted
 				}
-				st.begin()
-				got, err := inst.Handle(ctx, st, in)
-				want, werr := twin.Handle(in)
-				if (err == nil) != (werr == nil) {
-					t.Fatalf("request %d: wasm err %v, twin err %v", k, err, werr)
-				}
+				m, err := compile(ctx, testWasm[e.Name])
 				if err != nil {
-					continue
+					t.Fatal(err)
+				}
+				inst, err := m.Instantiate(ctx, e.Name, 70<<10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer inst.Close(ctx)
+				st := &txState{cur: make(abi.Mem, e.StateSize), work: make(abi.Mem, e.StateSize)}
+				st.begin()
+				if err := inst.Init(ctx, st, e.Arg); err != nil {
+					t.Fatal(err)
 				}
 				st.commit()
-				if !bytes.Equal(got, want) {
-					t.Fatalf("request %d (%d bytes): wasm output %x differs from twin %x", k, len(in), got[:min(len(got), 64)], want[:min(len(want), 64)])
+				twin, err := abi.NewTwin(e.New(), e.StateSize, e.Arg)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if !bytes.Equal(st.cur, twin.State) {
-				t.Fatalf("final state differs: wasm %x twin %x", st.cur, twin.State)
-			}
-		})
+				r := rand.New(rand.NewPCG(1, 2))
+				for k := 0; k < 200; k++ {
+					in := e.Gen(r, 1+r.IntN(1<<(2+k%15)))
+					if len(in) > 64<<10 {
+						in = in[:64<<10]
+					}
+					st.begin()
+					got, err := inst.Handle(ctx, st, in)
+					want, werr := twin.Handle(in)
+					if (err == nil) != (werr == nil) {
+						t.Fatalf("request %d: wasm err %v, twin err %v", k, err, werr)
+					}
+					if err != nil {
+						continue
+					}
+					st.commit()
+					if !bytes.Equal(got, want) {
+						t.Fatalf("request %d (%d bytes): wasm output %x differs from twin %x", k, len(in), got[:min(len(got), 64)], want[:min(len(want), 64)])
+					}
+				}
+				if !bytes.Equal(st.cur, twin.State) {
+					t.Fatalf("final state differs: wasm %x twin %x", st.cur, twin.State)
+				}
+			})
+		}
 	}
 }
 

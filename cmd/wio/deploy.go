@@ -18,6 +18,7 @@ func init() {
 		arg    string
 		cache  string
 		tmo    time.Duration
+		trust  bool
 	)
 	register(&command{
 		name:  "deploy",
@@ -31,6 +32,7 @@ func init() {
 			fs.StringVar(&arg, "arg", "", "argument passed to wio_init (e.g. the filter predicate)")
 			fs.StringVar(&cache, "cache", defaultCacheDir(), "wazero compilation cache directory")
 			fs.DurationVar(&tmo, "timeout", time.Minute, "give up after this long")
+			fs.BoolVar(&trust, "trusted", false, "run without a per-call deadline (faster; a runaway actor blocks itself)")
 		},
 		run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 2 {
@@ -56,7 +58,7 @@ func init() {
 				return err
 			}
 			defer s.close()
-			if err := s.a.Deploy(ctx, rt, args[0], wasm, actors.DeployOptions{Side: sd, StateSize: uint32(state), Arg: []byte(arg)}); err != nil {
+			if err := s.a.Deploy(ctx, rt, args[0], wasm, actors.DeployOptions{Side: sd, StateSize: uint32(state), Arg: []byte(arg), Trusted: trust}); err != nil {
 				return err
 			}
 			fmt.Printf("deployed %s (%d bytes) on %v\n", args[0], len(wasm), sd)
