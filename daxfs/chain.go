@@ -18,9 +18,16 @@ import (
 // the node to the epoch reclaimer.
 
 const (
-	markBit  = 1
-	maxChain = 1 << 24 // a longer walk means a cycle: corruption
+	markBit = 1
+	// maxRetries bounds restarts of one walk. Contention resolves in a
+	// handful; this many means a corrupt list that no CAS can fix.
+	maxRetries = 1 << 14
 )
+
+// maxChain bounds a walk: a list longer than the pool has objects has a
+// cycle (corruption), and the walk stops with ErrCorrupt instead of
+// spinning.
+func (fs *FS) maxChain() int { return int(fs.sb.ChunkCount * ChunkSize / minObj) }
 
 // chainNode checks that off is an object that may sit in a list of nodes of
 // the given types (one of them).
@@ -51,13 +58,19 @@ retry:
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			fs.stats.CASRetries.Add(1)
+			if attempt > maxRetries {
+				return 0, fmt.Errorf("%w: list at %#x keeps changing under %d walks", ErrBusy, head, maxRetries)
+			}
 			backoff(attempt)
 		}
 		pred := head
 		cur := r.Load(pred)
+		if cur&markBit != 0 {
+			return 0, fmt.Errorf("%w: list head %#x holds a marked pointer %#x", ErrCorrupt, head, cur)
+		}
 		for steps := 0; cur != 0; steps++ {
-			if steps > maxChain {
-				return 0, fmt.Errorf("%w: list at %#x longer than %d nodes (cycle?)", ErrCorrupt, head, maxChain)
+			if steps > fs.maxChain() {
+				return 0, fmt.Errorf("%w: list at %#x longer than the pool (cycle)", ErrCorrupt, head)
 			}
 			if cur&markBit != 0 {
 				continue retry // pred was marked under us

@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"log"
 	"syscall"
 	"time"
 
@@ -40,11 +41,17 @@ var (
 func (n *node) ino() daxfs.Ino { return n.StableAttr().Ino }
 
 // errno maps a library error to what the kernel expects.
+// An EIO means the library failed in a way POSIX has no word for: the
+// reason goes to the log, since the caller only sees "I/O error".
 func errno(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
-	return daxfs.Errno(err)
+	e := daxfs.Errno(err)
+	if e == syscall.EIO {
+		log.Printf("daxfs fuse: EIO: %v", err)
+	}
+	return e
 }
 
 func caller(ctx context.Context) (uid, gid uint32) {
