@@ -137,6 +137,7 @@ func (b *bed) buildInitramfs() error {
 			spec.Static = append(spec.Static, initramfs.File{Host: host, Guest: guest})
 		}
 	}
+	spec.Modules = []string{"fuse"} // for the daxfs-fuse role
 	if b.c.backend == "cxl" {
 		spec.Modules = cxlModules
 		spec.Dynamic = []initramfs.File{{Host: "/usr/bin/cxl", Guest: "/usr/bin/cxl"}, {Host: "/usr/bin/ndctl", Guest: "/usr/bin/ndctl"}}

@@ -33,7 +33,7 @@ func runDaxfs(ctx context.Context, b *bed, o testOpts) (any, error) {
 		return res, fmt.Errorf("%w: the daxfs check runs on ivshmem only (CAS on the emulated CXL device is not atomic across VMs)", errSkipped)
 	}
 	if b.c.vms > 1 && o.fsSolo {
-		solo, err := b.daxfsRun(ctx, "daxfs-solo", fstest.Params{VMs: 1, Own: o.fsOwn, Common: o.fsCommon, FileSize: o.fsSize}, o)
+		solo, err := b.daxfsRun(ctx, "daxfs-solo", "daxfs", fstest.Params{VMs: 1, Own: o.fsOwn, Common: o.fsCommon, FileSize: o.fsSize}, o)
 		if err != nil {
 			return res, failf(&res.Error, fmt.Errorf("one VM alone: %w", err))
 		}
@@ -41,7 +41,7 @@ func runDaxfs(ctx context.Context, b *bed, o testOpts) (any, error) {
 		res.SoloFsck = solo.fsck
 		res.SoloCreatesPS = solo.vms[0].CreatesPerSec
 	}
-	run, err := b.daxfsRun(ctx, "daxfs", res.Params, o)
+	run, err := b.daxfsRun(ctx, "daxfs", "daxfs", res.Params, o)
 	res.VMs, res.Summary, res.Fsck = run.vms, run.summary, run.fsck
 	var creates int
 	var span float64
@@ -83,7 +83,7 @@ type fsRun struct {
 	fsck    fstest.FsckResult
 }
 
-func (b *bed) daxfsRun(ctx context.Context, name string, p fstest.Params, o testOpts) (fsRun, error) {
+func (b *bed) daxfsRun(ctx context.Context, name, role string, p fstest.Params, o testOpts) (fsRun, error) {
 	var out fsRun
 	size := poolSize(b.c.poolMB, 64<<20)
 	pool, err := b.newPool(name, size)
@@ -101,7 +101,7 @@ func (b *bed) daxfsRun(ctx context.Context, name string, p fstest.Params, o test
 	progressf("%s: formatted %s (%d MiB); %d VMs x (%d own files + racing for %d common), %d bytes each", name, pool, size>>20, p.VMs, p.Own, p.Common, p.FileSize)
 	saved := b.c.vms
 	b.c.vms = p.VMs
-	ms, err := b.machines(name, "daxfs", pool, size, o.timeout-15*time.Second, nil)
+	ms, err := b.machines(name, role, pool, size, o.timeout-15*time.Second, nil)
 	b.c.vms = saved
 	if err != nil {
 		return out, err
@@ -144,4 +144,30 @@ func (b *bed) daxfsRun(ctx context.Context, name string, p fstest.Params, o test
 		progressf("%s: fsck: %s", name, p)
 	}
 	return out, nil
+}
+
+// runFuse is the daxfs check through a FUSE mount inside every VM: the
+// guest kernels (each with its own caches) drive daxfs with ordinary system
+// calls. Same phases, same host-side comparison and fsck.
+func runFuse(ctx context.Context, b *bed, o testOpts) (any, error) {
+	res := &daxfsResult{Params: fstest.Params{VMs: b.c.vms, Own: o.fuseOwn, Common: o.fuseCommon, FileSize: o.fsSize}}
+	if b.c.backend != "ivshmem" {
+		return res, fmt.Errorf("%w: the fuse check runs on ivshmem only", errSkipped)
+	}
+	run, err := b.daxfsRun(ctx, "fuse", "daxfs-fuse", res.Params, o)
+	res.VMs, res.Summary, res.Fsck = run.vms, run.summary, run.fsck
+	var creates int
+	var span float64
+	for _, r := range run.vms {
+		creates += r.OwnCreated
+		span = max(span, r.CreateSeconds)
+	}
+	if span > 0 {
+		res.SharedCreatesPS = float64(creates) / span
+	}
+	if err != nil {
+		return res, failf(&res.Error, err)
+	}
+	progressf("fuse: creates/s through FUSE: %d VMs together %.0f (each: %s)", b.c.vms, res.SharedCreatesPS, perVM(run.vms))
+	return res, nil
 }

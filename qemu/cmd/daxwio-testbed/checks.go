@@ -25,6 +25,7 @@ type testOpts struct {
 
 	fsOwn, fsCommon, fsSize int
 	fsSolo                  bool
+	fuseOwn, fuseCommon     int
 }
 
 // errSkipped marks a check that cannot run yet; it is reported, not passed.
@@ -33,6 +34,7 @@ var errSkipped = errors.New("skipped")
 var checks = []check{
 	{"cas", runCAS},
 	{"daxfs", runDaxfs},
+	{"fuse", runFuse},
 	{"wio", runWio},
 }
 
@@ -43,6 +45,7 @@ func cmdTest(ctx context.Context, args []string) error {
          counter); after power-off the host reads the pool: shared == sum == VMs*ops
   daxfs  VMs create/write/rename/delete in one shared daxfs tree; host checks the
          union (names and bytes) and runs daxfs's verifier (fsck)
+  fuse   the same, through a FUSE mount of daxfs inside every VM (guest syscalls)
   wio    actors migrating between VMs (pending actors/)`)
 	c.register(fs)
 	var o testOpts
@@ -52,6 +55,8 @@ func cmdTest(ctx context.Context, args []string) error {
 	fs.IntVar(&o.fsOwn, "fs-own", 3000, "daxfs: files each VM creates in its own names")
 	fs.IntVar(&o.fsCommon, "fs-common", 600, "daxfs: names every VM races to create (then rename, delete)")
 	fs.IntVar(&o.fsSize, "fs-size", 512, "daxfs: bytes per file")
+	fs.IntVar(&o.fuseOwn, "fuse-own", 500, "fuse: files each VM creates through its FUSE mount")
+	fs.IntVar(&o.fuseCommon, "fuse-common", 150, "fuse: names every VM races for through its FUSE mount")
 	fs.BoolVar(&o.fsSolo, "fs-solo", true, "daxfs: first run the same work on one VM alone (creates/s 1 VM vs N VMs)")
 	fs.DurationVar(&o.timeout, "timeout", 150*time.Second, "per check: kill the VMs after this long")
 	jsonOut := fs.String("json", "", "write the results as JSON to this file")

@@ -148,8 +148,70 @@ type Report struct {
 func ownName(slot, i int) string { return fmt.Sprintf("%s/vm%d-%d", Dir, slot, i) }
 func commonName(i int) string    { return fmt.Sprintf("%s/common-%d", Dir, i) }
 
-// Run is the guest side.
+// Ops are the namespace operations the check drives: through the library
+// (LibraryOps) or through a mounted daxfs (OSOps, e.g. a FUSE mount).
+// Paths are absolute inside the filesystem ("/shared/x").
+type Ops interface {
+	// Create makes a new file with O_EXCL and writes data; an existing name
+	// is an error satisfying IsExist.
+	Create(path string, data []byte) error
+	Rename(oldPath, newPath string) error
+	Remove(path string) error
+}
+
+// IsExist and IsNotExist classify errors from either kind of Ops.
+func IsExist(err error) bool { return errors.Is(err, daxfs.ErrExist) || errors.Is(err, os.ErrExist) }
+
+// IsNotExist: see IsExist.
+func IsNotExist(err error) bool {
+	return errors.Is(err, daxfs.ErrNotExist) || errors.Is(err, os.ErrNotExist)
+}
+
+type libOps struct{ p *daxfs.Paths }
+
+// LibraryOps drives the check through the daxfs library.
+func LibraryOps(p *daxfs.Paths) Ops { return libOps{p} }
+
+func (l libOps) Create(path string, data []byte) error { return create(l.p, path, data) }
+func (l libOps) Rename(a, b string) error              { return l.p.Rename(a, b) }
+func (l libOps) Remove(path string) error              { return l.p.Remove(path) }
+
+type osOps struct{ root string }
+
+// OSOps drives the check through the kernel, on a daxfs mounted at root.
+func OSOps(root string) Ops { return osOps{root} }
+
+func (o osOps) Create(path string, data []byte) error {
+	f, err := os.OpenFile(o.root+path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+func (o osOps) Rename(a, b string) error { return os.Rename(o.root+a, o.root+b) }
+func (o osOps) Remove(path string) error { return os.Remove(o.root + path) }
+
+// Run is the guest side through the library: it mounts r with daxfs.Open,
+// runs Work and unmounts.
 func Run(ctx context.Context, r *cxl.Region, slot int, progress func(string)) (Report, error) {
+	fs, err := daxfs.Open(r, daxfs.Options{Name: fmt.Sprintf("vm%d", slot)})
+	if err != nil {
+		return Report{Slot: slot}, fmt.Errorf("fstest: mount: %w", err)
+	}
+	rep, err := Work(ctx, r, slot, LibraryOps(fs.Paths(0, 0)), fs, progress)
+	if cerr := fs.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("fstest: unmount: %w", cerr)
+	}
+	return rep, err
+}
+
+// Work runs the four phases with ops. r carries the barriers; fs (may be
+// nil) supplies daxfs's retry counter.
+func Work(ctx context.Context, r *cxl.Region, slot int, ops Ops, fs *daxfs.FS, progress func(string)) (Report, error) {
 	rep := Report{Slot: slot}
 	off, err := extentOff(r)
 	if err != nil {
@@ -165,20 +227,9 @@ func Run(ctx context.Context, r *cxl.Region, slot int, progress func(string)) (R
 	if slot < 0 || slot >= vms || vms > MaxVMs {
 		return rep, fmt.Errorf("fstest: slot %d but the pool says %d VMs", slot, vms)
 	}
-	fs, err := daxfs.Open(r, daxfs.Options{Name: fmt.Sprintf("vm%d", slot)})
-	if err != nil {
-		return rep, fmt.Errorf("fstest: mount: %w", err)
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			fs.Close()
-		}
-	}()
-	p := fs.Paths(0, 0)
 	bar := func(n int) error { return barrier(ctx, r, off, n, slot, vms) }
 	var busy time.Duration
-	ops := 0
+	nops := 0
 
 	if err := bar(0); err != nil {
 		return rep, err
@@ -186,8 +237,8 @@ func Run(ctx context.Context, r *cxl.Region, slot int, progress func(string)) (R
 	progress("phase A: own creates")
 	t0 := time.Now()
 	for i := 0; i < own; i++ {
-		if err := create(p, ownName(slot, i), Content("own", slot, i, size)); err != nil {
-			return rep, fmt.Errorf("fstest: phase A: %w", err)
+		if err := ops.Create(ownName(slot, i), Content("own", slot, i, size)); err != nil {
+			return rep, fmt.Errorf("fstest: phase A: create %s: %w", ownName(slot, i), err)
 		}
 		rep.OwnCreated++
 		if i%256 == 0 && ctx.Err() != nil {
@@ -196,7 +247,7 @@ func Run(ctx context.Context, r *cxl.Region, slot int, progress func(string)) (R
 	}
 	d := time.Since(t0)
 	busy += d
-	ops += own
+	nops += own
 	rep.CreateSeconds = d.Seconds()
 	if d > 0 {
 		rep.CreatesPerSec = float64(own) / d.Seconds()
@@ -208,19 +259,19 @@ func Run(ctx context.Context, r *cxl.Region, slot int, progress func(string)) (R
 	progress("phase B: racing creates")
 	t0 = time.Now()
 	for i := 0; i < common; i++ {
-		err := create(p, commonName(i), Content("common", slot, i, size))
+		err := ops.Create(commonName(i), Content("common", slot, i, size))
 		switch {
 		case err == nil:
 			rep.CommonWon = append(rep.CommonWon, i)
-		case errors.Is(err, daxfs.ErrExist):
+		case IsExist(err):
 			rep.CommonLost++
 		default:
-			return rep, fmt.Errorf("fstest: phase B: %w", err)
+			return rep, fmt.Errorf("fstest: phase B: create %s: %w", commonName(i), err)
 		}
 	}
 	rep.PhaseBSeconds = time.Since(t0).Seconds()
 	busy += time.Since(t0)
-	ops += common
+	nops += common
 
 	if err := bar(2); err != nil {
 		return rep, err
@@ -228,23 +279,23 @@ func Run(ctx context.Context, r *cxl.Region, slot int, progress func(string)) (R
 	progress("phase C: renames")
 	t0 = time.Now()
 	for i := 1; i < own; i += 4 {
-		if err := p.Rename(ownName(slot, i), ownName(slot, i)+".renamed"); err != nil {
+		if err := ops.Rename(ownName(slot, i), ownName(slot, i)+".renamed"); err != nil {
 			return rep, fmt.Errorf("fstest: phase C: rename own: %w", err)
 		}
 		rep.Renamed = append(rep.Renamed, i)
-		ops++
+		nops++
 	}
 	for i := 0; i < common; i += 3 {
-		err := p.Rename(commonName(i), commonName(i)+".moved")
+		err := ops.Rename(commonName(i), commonName(i)+".moved")
 		switch {
 		case err == nil:
 			rep.MovedWon = append(rep.MovedWon, i)
-		case errors.Is(err, daxfs.ErrNotExist):
+		case IsNotExist(err):
 			rep.NotFound++
 		default:
 			return rep, fmt.Errorf("fstest: phase C: rename %s: %w", commonName(i), err)
 		}
-		ops++
+		nops++
 	}
 	busy += time.Since(t0)
 
@@ -254,35 +305,33 @@ func Run(ctx context.Context, r *cxl.Region, slot int, progress func(string)) (R
 	progress("phase D: deletes")
 	t0 = time.Now()
 	for i := 2; i < own; i += 4 {
-		if err := p.Remove(ownName(slot, i)); err != nil {
+		if err := ops.Remove(ownName(slot, i)); err != nil {
 			return rep, fmt.Errorf("fstest: phase D: remove own: %w", err)
 		}
 		rep.Deleted = append(rep.Deleted, i)
-		ops++
+		nops++
 	}
 	for i := 1; i < common; i += 3 {
-		err := p.Remove(commonName(i))
+		err := ops.Remove(commonName(i))
 		switch {
 		case err == nil:
 			rep.RemovedWon = append(rep.RemovedWon, i)
-		case errors.Is(err, daxfs.ErrNotExist):
+		case IsNotExist(err):
 			rep.NotFound++
 		default:
 			return rep, fmt.Errorf("fstest: phase D: remove %s: %w", commonName(i), err)
 		}
-		ops++
+		nops++
 	}
 	busy += time.Since(t0)
 	if busy > 0 {
-		rep.TotalOpsPerSec = float64(ops) / busy.Seconds()
+		rep.TotalOpsPerSec = float64(nops) / busy.Seconds()
 	}
-	rep.CASRetries = fs.Stats().CASRetries.Load()
+	if fs != nil {
+		rep.CASRetries = fs.Stats().CASRetries.Load()
+	}
 	if err := bar(4); err != nil {
 		return rep, err
-	}
-	closed = true
-	if err := fs.Close(); err != nil {
-		return rep, fmt.Errorf("fstest: unmount: %w", err)
 	}
 	return rep, nil
 }
@@ -396,42 +445,68 @@ func Expected(p Params, reps []Report) (map[string][]byte, error) {
 // Check compares the tree in r with the union of the reports. It mounts
 // read-only.
 func Check(r *cxl.Region, p Params, reps []Report) (Summary, error) {
-	var s Summary
 	want, err := Expected(p, reps)
 	if err != nil {
-		return s, err
+		return Summary{}, err
 	}
-	s.Expected = len(want)
 	fs, err := daxfs.Open(r, daxfs.Options{ReadOnly: true})
 	if err != nil {
-		return s, fmt.Errorf("fstest: mount the pool after the run: %w", err)
+		return Summary{}, fmt.Errorf("fstest: mount the pool after the run: %w", err)
 	}
 	defer fs.Close()
 	pp := fs.Paths(0, 0)
-	ents, err := pp.ReadDir(Dir)
+	return compare(want, func() ([]string, error) {
+		ents, err := pp.ReadDir(Dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name)
+		}
+		return names, err
+	}, func(name string) ([]byte, error) { return pp.ReadFile(Dir + "/" + name) })
+}
+
+// CheckDir is Check for a tree in the host's own filesystem at root (tests).
+func CheckDir(root string, p Params, reps []Report) (Summary, error) {
+	want, err := Expected(p, reps)
+	if err != nil {
+		return Summary{}, err
+	}
+	return compare(want, func() ([]string, error) {
+		ents, err := os.ReadDir(root + Dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names, err
+	}, func(name string) ([]byte, error) { return os.ReadFile(root + Dir + "/" + name) })
+}
+
+func compare(want map[string][]byte, list func() ([]string, error), read func(string) ([]byte, error)) (Summary, error) {
+	s := Summary{Expected: len(want)}
+	names, err := list()
 	if err != nil {
 		return s, fmt.Errorf("fstest: read %s: %w", Dir, err)
 	}
 	var errs []error
 	seen := map[string]bool{}
-	for _, e := range ents {
-		if seen[e.Name] {
-			errs = append(errs, fmt.Errorf("%s listed twice", e.Name))
+	for _, name := range names {
+		if seen[name] {
+			errs = append(errs, fmt.Errorf("%s listed twice", name))
 		}
-		seen[e.Name] = true
+		seen[name] = true
 		s.Found++
-		data, ok := want[e.Name]
+		data, ok := want[name]
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s/%s is in the tree but no VM's report accounts for it", Dir, e.Name))
+			errs = append(errs, fmt.Errorf("%s/%s is in the tree but no VM's report accounts for it", Dir, name))
 			continue
 		}
-		got, err := pp.ReadFile(Dir + "/" + e.Name)
+		got, err := read(name)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("read %s/%s: %w", Dir, e.Name, err))
+			errs = append(errs, fmt.Errorf("read %s/%s: %w", Dir, name, err))
 			continue
 		}
 		if string(got) != string(data) {
-			errs = append(errs, fmt.Errorf("%s/%s: %d bytes that differ from what its writer wrote (%d bytes; starts %q)", Dir, e.Name, len(got), len(data), firstLine(got)))
+			errs = append(errs, fmt.Errorf("%s/%s: %d bytes that differ from what its writer wrote (%d bytes; starts %q)", Dir, name, len(got), len(data), firstLine(got)))
 		}
 	}
 	var missing []string

@@ -2,6 +2,8 @@ package fstest
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -140,5 +142,45 @@ func TestContentDiffers(t *testing.T) {
 	a, b := Content("own", 0, 1, 200), Content("own", 1, 0, 200)
 	if string(a) == string(b) || len(a) != 200 {
 		t.Fatal("contents collide")
+	}
+}
+
+// TestOSOps drives the same phases through the kernel (here: a plain
+// directory; in the VMs: a FUSE mount of daxfs).
+func TestOSOps(t *testing.T) {
+	p := Params{VMs: 2, Own: 20, Common: 15, FileSize: 100}
+	path := pool(t)
+	r, err := cxl.Open(path, cxl.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := Format(r, p); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.Mkdir(root+Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reps := make([]Report, p.VMs)
+	errs := make([]error, p.VMs)
+	var wg sync.WaitGroup
+	for i := 0; i < p.VMs; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			reps[i], errs[i] = Work(context.Background(), r, i, OSOps(root), nil, func(string) {})
+		}(i)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	s, err := CheckDir(root, p, reps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Found != 2*15+10 {
+		t.Fatalf("summary %+v", s)
 	}
 }
