@@ -6,9 +6,20 @@ GO      ?= go
 GOFLAGS ?=
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-race test-short bench demo vet fmt fuzz clean soak
+.PHONY: all build test test-race test-short bench demo vet fmt fuzz clean soak setup setup-demo
 
 all: build
+
+# setup: the Debian packages the tests need (only the missing ones), and the
+# Go modules. make test and make demo run it first, so each works on a fresh
+# machine.
+setup:
+	bash .ci/install-deps test
+	$(GO) mod download
+
+setup-demo:
+	bash .ci/install-deps demo
+	$(GO) mod download
 
 build: actors
 	$(GO) build ./...
@@ -20,7 +31,7 @@ fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
 # test: everything CI runs. Sized for a 2-core machine.
-test: vet actors
+test: setup vet actors
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
@@ -30,7 +41,7 @@ bench:
 # demo: the thermal/power placement experiment (docs/SCHEDULER.md): three
 # policies of 30 model minutes at 30x, about 3.5 minutes; writes
 # demo-report/report.json and PNG plots.
-demo:
+demo: setup-demo
 	$(GO) build -o bin/wio ./cmd/wio
 	./bin/wio demo -out demo-report
 
@@ -96,3 +107,16 @@ bench-fuse:
 # across two mounts (make test runs a few thousand); needs root.
 fuse-soak:
 	$(GO) test -count=1 -timeout 30m -run 'TestFsx' -v ./daxfs/fuse -fsx.ops=100000
+
+# soak: the daxfs kill -9 test at 1,000 random kills (make test runs 100),
+# and the model simulation under many seeds.
+soak:
+	cd daxfs && DAXFS_CRASH_TRIALS=1000 $(GO) test -count=1 -timeout 60m -run 'TestCrashKill9' -v .
+	cd daxfs && for i in 1 2 3 4 5 6 7 8 9 10; do $(GO) test -count=1 -run 'TestSimulate' . || exit 1; done
+
+# fuzz: each fuzz target of the shared-memory decoders for FUZZTIME.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime $(FUZZTIME) ./cxl
+	$(GO) test -run '^$$' -fuzz FuzzDecodeSuperblock -fuzztime $(FUZZTIME) ./daxfs
+	$(GO) test -run '^$$' -fuzz FuzzRegion -fuzztime $(FUZZTIME) ./daxfs
