@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -86,8 +87,9 @@ type Device struct {
 	model     *Model
 	start     time.Time
 	last      time.Time
-	busy      time.Duration // unit time consumed since last step
-	ioBytes   float64       // bytes moved since last step
+	held      int           // units held right now
+	busy      time.Duration // unit time consumed since last step (held units integrated over time)
+	ioBytes   float64       // bytes moved since last step, plus any backlog over capacity
 	ioIdleAt  time.Time     // when the I/O pipe is next free
 	snap      Snapshot
 	trThrottl bool
@@ -154,9 +156,17 @@ func (d *Device) advanceLocked(now time.Time) {
 	if wall <= 0 {
 		return
 	}
+	// Units held during the interval count as busy for all of it: every
+	// change of d.held advances the model first, so held was constant.
+	d.busy += time.Duration(d.held) * wall
 	util := d.busy.Seconds() / (wall.Seconds() * float64(d.p.Units))
-	io := d.ioBytes / (wall.Seconds() * d.bw)
-	d.busy, d.ioBytes = 0, 0
+	capBytes := wall.Seconds() * d.bw
+	io := d.ioBytes / capBytes
+	// Bytes beyond the pipe's capacity in this interval are carried into
+	// the next ones (a burst accounted at once heats over the time it
+	// takes), up to ten seconds of backlog.
+	d.ioBytes = math.Min(math.Max(0, d.ioBytes-capBytes), 10*d.bw)
+	d.busy = 0
 	d.last = now
 	model := time.Duration(float64(wall) * d.comp)
 	st := d.model.Step(model, io, util)
@@ -194,8 +204,12 @@ func (d *Device) Exec(ctx context.Context, fn func() error) (ExecStats, error) {
 		return ExecStats{}, fmt.Errorf("%w: waiting for a compute unit: %v", ErrClosed, ctx.Err())
 	}
 	defer func() { <-d.units }()
-	f := d.Factor()
+	d.mu.Lock()
 	t0 := d.clock.Now()
+	d.advanceLocked(t0)
+	d.held++
+	f := d.snap.Factor
+	d.mu.Unlock()
 	err := fn()
 	measured := d.clock.Now().Sub(t0)
 	target := time.Duration(float64(measured) / (d.p.SpeedFactor * f))
@@ -205,12 +219,12 @@ func (d *Device) Exec(ctx context.Context, fn func() error) (ExecStats, error) {
 	// The unit was held from t0 until now (a sleep may overshoot its
 	// target): that is the time it was busy, for the caller and for the
 	// thermal model.
-	held := d.clock.Now().Sub(t0)
-	st := ExecStats{Measured: measured, Dilated: held, Factor: f}
 	d.mu.Lock()
-	d.busy += held
+	end := d.clock.Now()
+	d.advanceLocked(end)
+	d.held--
 	d.mu.Unlock()
-	return st, err
+	return ExecStats{Measured: measured, Dilated: end.Sub(t0), Factor: f}, err
 }
 
 // Transfer moves n bytes through the device's I/O pipe: NominalIOBps times

@@ -217,3 +217,49 @@ func TestTransferBandwidthAndThrottle(t *testing.T) {
 		t.Fatalf("500kB at 0.5MB/s took %v", got)
 	}
 }
+
+// A unit held across many snapshots counts as busy in every one of them,
+// so the thermal model sees a steady load, not idle steps and a clamped burst.
+func TestExecBusyIntegratedOverSnapshots(t *testing.T) {
+	clk := newFakeClock()
+	p := SmartSSD()
+	p.Units = 1
+	d, err := New(p, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var utils []float64
+	_, err = d.Exec(context.Background(), func() error {
+		for i := 0; i < 10; i++ {
+			clk.Advance(10 * time.Millisecond)
+			utils = append(utils, d.Snapshot().Util)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range utils {
+		if u != 1 {
+			t.Fatalf("snapshot %d during execution: util %.3f, want 1", i, u)
+		}
+	}
+	// Dilation sleeps the rest (300ms): also busy.
+	if s := d.Snapshot(); s.Util != 1 {
+		t.Fatalf("after dilation: util %.3f", s.Util)
+	}
+	clk.Advance(time.Second)
+	if s := d.Snapshot(); s.Util != 0 {
+		t.Fatalf("idle: util %.3f", s.Util)
+	}
+	// A burst of I/O accounted at once is spread over the following steps.
+	d.AddIO(int64(3 * p.BandwidthMBs * 1e6)) // three seconds' worth
+	var ios []float64
+	for i := 0; i < 4; i++ {
+		clk.Advance(time.Second)
+		ios = append(ios, d.Snapshot().IO)
+	}
+	if ios[0] != 1 || ios[1] != 1 || ios[2] != 1 || ios[3] != 0 {
+		t.Fatalf("io after a 3 s burst: %v", ios)
+	}
+}
