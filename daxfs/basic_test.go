@@ -386,3 +386,36 @@ func checkClean(t testing.TB, fs *FS) {
 		t.Fatalf("check found %d severe problems", rep.Severe())
 	}
 }
+
+// A read-only mount of a read-only mapping reads everything and changes
+// nothing (any store would fault).
+func TestReadOnlyMount(t *testing.T) {
+	path := regionPath(t)
+	mkfsAt(t, path, 32<<20, 2*time.Second)
+	fs := openFS(t, path)
+	p := fs.Paths(0, 0)
+	must(t, p.MkdirAll("/a/b", 0o755))
+	must(t, p.WriteFile("/a/b/f", []byte("hello"), 0o644))
+	must(t, p.WriteFile("/a/gone", []byte("x"), 0o644))
+	must(t, p.Remove("/a/gone"))
+	r, err := cxl.Open(path, cxl.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ro, err := Open(r, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	rp := ro.Paths(0, 0)
+	if b, err := rp.ReadFile("/a/b/f"); err != nil || string(b) != "hello" {
+		t.Fatalf("read-only read: %q %v", b, err)
+	}
+	if ents, err := rp.ReadDir("/a"); err != nil || len(ents) != 1 {
+		t.Fatalf("read-only readdir: %v %v", ents, err)
+	}
+	if err := rp.WriteFile("/x", nil, 0o644); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("write on a read-only mount: %v", err)
+	}
+}

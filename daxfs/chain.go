@@ -79,6 +79,11 @@ retry:
 				return 0, err
 			}
 			next := r.Load(cur + nf)
+			if next&markBit != 0 && fs.ro {
+				// A read-only mount cannot help unlink: step over it.
+				cur = next &^ markBit
+				continue
+			}
 			if next&markBit != 0 {
 				if !r.CAS(pred, cur, next&^markBit) {
 					continue retry

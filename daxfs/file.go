@@ -441,6 +441,9 @@ func (fs *FS) readAt(in uint64, p []byte, off uint64) (int, error) {
 // touchAtime follows relatime: atime moves when it is older than mtime or
 // a day old, so reads do not write a shared line every time.
 func (fs *FS) touchAtime(in uint64) {
+	if fs.ro {
+		return
+	}
 	r := fs.r
 	a, m := r.Load(in+inAtime), r.Load(in+inMtime)
 	t := now()
