@@ -56,12 +56,14 @@ func writerChild(args []string) error {
 	}
 }
 
+const killLease = 2 * time.Second
+
 // TestKillDuringWrites SIGKILLs a mount process while a client writes
 // through it: the region stays consistent (fsck clean once the dead host
 // is reaped) and the mountpoint can be mounted again.
 func TestKillDuringWrites(t *testing.T) {
 	requireFUSE(t)
-	region := newRegion(t, 256<<20)
+	region := newRegionLease(t, 256<<20, killLease)
 	mnt := mountDir(t)
 	srv := serve(t, region, mnt, CoherenceZero)
 	t0 := time.Now()
@@ -123,8 +125,8 @@ func checkRegion(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer fs.Close()
-	// Let the killed host's lease (1s) run out, then take its records over.
-	time.Sleep(2500 * time.Millisecond)
+	// Let the killed host's lease run out, then take its records over.
+	time.Sleep(killLease + 500*time.Millisecond)
 	v := reflect.ValueOf(fs)
 	if m := v.MethodByName("ReapDead"); m.IsValid() {
 		m.Call(nil)

@@ -84,8 +84,17 @@ func requireFUSE(t testing.TB) {
 	}
 }
 
+// testLease is the host lease of test regions. A host whose heartbeat is
+// older than its lease is fenced for good (every write then fails with
+// EIO), and a loaded 2-core machine running -race can stall a process for
+// over a second, so it is generous; the SIGKILL test uses a shorter one
+// so that the dead host is reaped quickly.
+const testLease = 10 * time.Second
+
 // newRegion makes a formatted region file in /dev/shm, removed at cleanup.
-func newRegion(t testing.TB, size int64) string {
+func newRegion(t testing.TB, size int64) string { return newRegionLease(t, size, testLease) }
+
+func newRegionLease(t testing.TB, size int64, lease time.Duration) string {
 	t.Helper()
 	dir := "/dev/shm"
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -102,7 +111,7 @@ func newRegion(t testing.TB, size int64) string {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if err := daxfs.Mkfs(r, daxfs.MkfsOptions{MaxHosts: 16, Lease: time.Second}); err != nil {
+	if err := daxfs.Mkfs(r, daxfs.MkfsOptions{MaxHosts: 16, Lease: lease}); err != nil {
 		t.Fatal(err)
 	}
 	return f.Name()

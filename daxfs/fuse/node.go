@@ -2,10 +2,12 @@ package fuse
 
 import (
 	"context"
+	"errors"
 	"log"
 	"syscall"
 	"time"
 
+	"github.com/daxwio/daxwio/cxl"
 	"github.com/daxwio/daxwio/daxfs"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
@@ -49,7 +51,14 @@ func errno(err error) syscall.Errno {
 	}
 	e := daxfs.Errno(err)
 	if e == syscall.EIO {
-		log.Printf("daxfs fuse: EIO: %v", err)
+		if errors.Is(err, cxl.ErrFenced) {
+			// The heartbeat missed the lease (process stalled or
+			// stopped): another host may have taken our records over, so
+			// this mount must not write again. Only a new mount can.
+			log.Printf("daxfs fuse: EIO: %v: this mount can no longer write; unmount and mount again", err)
+		} else {
+			log.Printf("daxfs fuse: EIO: %v", err)
+		}
 	}
 	return e
 }
