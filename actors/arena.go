@@ -377,6 +377,9 @@ func (a *Arena) State(name string) ([]byte, error) {
 		return nil, err
 	}
 	c := a.load(a.entryRel(i) + enCommit)
+	if commitBuf(c) > 2 {
+		return nil, fmt.Errorf("actors: %s: commit word %#x names state buffer %d: %w", name, c, commitBuf(c), ErrCorrupt)
+	}
 	return append([]byte(nil), a.bytes(d.StateOff+uint64(commitBuf(c))*stateStride(d.StateSize), d.StateSize)...), nil
 }
 

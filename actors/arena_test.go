@@ -70,9 +70,13 @@ func openProc(t testing.TB, path, name string) *proc {
 }
 
 func startNode(t testing.TB, ctx context.Context, path string, side Side) (stop func()) {
+	return startNodeRT(t, ctx, path, side, RuntimeConfig{})
+}
+
+func startNodeRT(t testing.TB, ctx context.Context, path string, side Side, cfg RuntimeConfig) (stop func()) {
 	t.Helper()
 	p := openProc(t, path, side.String())
-	rt := newTestRuntime(t, RuntimeConfig{})
+	rt := newTestRuntime(t, cfg)
 	n, err := NewNode(p.a, p.host, side, rt, NodeOptions{Log: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
@@ -208,5 +212,45 @@ func TestPipeline(t *testing.T) {
 	}
 	if _, err := NewPipeline(NewClient(p.a, p.host), "nosuch").Apply(ctx, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing stage: %v", err)
+	}
+}
+
+// TestHostileInDaemon: through the whole path (ring, daemon, completion),
+// a looping or trapping actor fails its own requests while another actor
+// on the same daemon keeps serving, and its state is untouched.
+func TestHostileInDaemon(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "region")
+	testRegion(t, path, time.Second, ArenaOptions{Slots: 4, MaxRequest: 4096})
+	ctx := context.Background()
+	p := openProc(t, path, "test")
+	rt := newTestRuntime(t, RuntimeConfig{})
+	for _, n := range []string{"upper", "hostile/loop", "hostile/oob"} {
+		if err := p.a.Deploy(ctx, rt, filepath.Base(n), testWasm[n], DeployOptions{StateSize: 8}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer startNodeRT(t, ctx, path, Host, RuntimeConfig{CallTimeout: 100 * time.Millisecond})()
+	c := NewClient(p.a, p.host)
+	loop, err := c.Send(ctx, "loop", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 1; k <= 3; k++ {
+		out, err := c.Call(ctx, "upper", []byte("ok"))
+		if err != nil || out[0] != byte(k) || string(out[8:]) != "OK" {
+			t.Fatalf("upper while loop runs: %q %v", out, err)
+		}
+	}
+	if _, err := c.Recv(ctx, loop); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("loop: %v, want ErrDeadline", err)
+	}
+	if _, err := c.Call(ctx, "oob", []byte("x")); !errors.Is(err, ErrTrap) || !IsRequestError(err) {
+		t.Fatalf("oob: %v, want ErrTrap", err)
+	}
+	if _, err := c.Call(ctx, "loop", []byte("x")); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("loop again (fresh instance): %v, want ErrDeadline", err)
+	}
+	if st, _ := p.a.State("loop"); string(st) != string(make([]byte, 8)) {
+		t.Fatalf("failed requests changed state: %x", st)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,6 +224,9 @@ func TestBenchJSON(t *testing.T) {
 	ns := func(r testing.BenchmarkResult) float64 { return float64(r.T.Nanoseconds()) / float64(r.N) }
 	res := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "gomaxprocs": runtime.GOMAXPROCS(0),
 		"note": "contained = per-call deadline (wazero CloseOnContextDone); trusted = deployed with --trusted; ratios are native ns/op over wasm ns/op, measured back to back in one process"}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res["loadavg_at_start"] = strings.TrimSpace(string(la))
+	}
 	var hs []handleRes
 	for _, e := range examples.All() {
 		for _, size := range []int{256, 64 << 10} {
@@ -282,6 +286,9 @@ func TestBenchJSON(t *testing.T) {
 		t.Logf("blackout %v", m)
 	}
 	res["blackout"] = bos
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res["loadavg_at_end"] = strings.TrimSpace(string(la))
+	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(*benchJSON), 0o755); err != nil {
 		t.Fatal(err)

@@ -386,10 +386,14 @@ type txn struct {
 func (w *worker) txn(c uint64) *txn {
 	a, d := w.n.a, w.d
 	ss := stateStride(d.StateSize)
-	t := &txn{cur: commitBuf(c), shadow: shadowBuf(commitBuf(c), w.my)}
-	if t.cur > 2 {
-		panic(fmt.Sprintf("actors: %s: commit word %#x names state buffer %d", d.Name, c, t.cur))
+	cur := commitBuf(c)
+	if cur > 2 {
+		// Only bytes corrupted outside this protocol can get here; keep
+		// the published buffer index in range and say so.
+		w.n.logf("%s: commit word %#x names state buffer %d (corrupt); using buffer 0", d.Name, c, cur)
+		cur = 0
 	}
+	t := &txn{cur: cur, shadow: shadowBuf(cur, w.my)}
 	t.curB = a.bytes(d.StateOff+uint64(t.cur)*ss, d.StateSize)
 	t.shB = a.bytes(d.StateOff+uint64(t.shadow)*ss, d.StateSize)
 	return t
@@ -481,7 +485,11 @@ func (w *worker) serve(ctx context.Context) bool {
 			}
 			return did
 		default:
-			panic(fmt.Sprintf("actors: %s: slot of request %d in state %d", d.Name, s, sw.state))
+			// Not a state any writer produces: corrupt bytes. Abandon the
+			// request rather than trust anything in the slot.
+			w.n.logf("%s: slot of request %d holds unknown state %d (corrupt): abandoning it", d.Name, s, sw.state)
+			a.cas(so+slWord, sw.word(), slotWordT{seq: sw.seq, state: slotAbandoned}.word())
+			return did
 		}
 		did = true
 	}
