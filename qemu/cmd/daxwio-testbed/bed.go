@@ -29,6 +29,7 @@ type common struct {
 	keep     bool
 	verbose  bool
 	qemuPath string
+	append   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (console logs) even on success")
 	fs.BoolVar(&c.verbose, "v", false, "copy every guest console line to stderr (and drop 'quiet' from the kernel command line)")
 	fs.StringVar(&c.qemuPath, "qemu", vm.QEMU, "emulator binary")
+	fs.StringVar(&c.append, "append", "", "extra kernel command-line parameters for every VM")
 }
 
 // bed is a prepared testbed: kernel found, initramfs built, work directory.
@@ -209,7 +211,7 @@ func (b *bed) machines(run string, role string, pool string, size int64, timeout
 			QEMU:    b.c.qemuPath,
 			Kernel:  b.kernel,
 			Initrd:  b.initrd,
-			Append:  kernelArgs(b.c.verbose) + tb,
+			Append:  kernelArgs(b.c.verbose) + b.c.append + " " + tb,
 			MemMB:   b.c.memMB,
 			SMP:     b.c.smp,
 			Backend: b.c.backend,
