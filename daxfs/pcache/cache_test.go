@@ -1,0 +1,494 @@
+package pcache
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/daxwio/daxwio/cxl"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func readPage(t testing.TB, c *Cache, s Source, page uint64) {
+	t.Helper()
+	buf := make([]byte, PageSize)
+	n, err := c.Read(s, page, 0, buf)
+	if err != nil {
+		t.Fatalf("read page %d: %v", page, err)
+	}
+	if n != PageSize {
+		t.Fatalf("read page %d: %d bytes", page, n)
+	}
+	if err := checkPage(s.ID(), page, 0, buf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadAndPin(t *testing.T) {
+	e := newEnv(t, 64, 256, time.Second)
+	c, _ := e.open(t, "a")
+	s := &src{id: 42, e: e, pages: 256}
+	for p := range uint64(32) {
+		readPage(t, c, s, p)
+	}
+	for p := range uint64(32) {
+		readPage(t, c, s, p)
+	}
+	st := c.Stats()
+	if st.Misses != 32 || st.Fills != 32 || st.Hits < 20 {
+		t.Errorf("stats after 32 cold and 32 warm reads: %v", st)
+	}
+	// Partial reads at an offset.
+	buf := make([]byte, 100)
+	n, err := c.Read(s, 3, PageSize-40, buf)
+	if err != nil || n != 40 {
+		t.Fatalf("read at tail: n %d err %v", n, err)
+	}
+	if err := checkPage(42, 3, PageSize-40, buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(s, 3, PageSize+1, buf); !errors.Is(err, ErrRange) {
+		t.Errorf("read past the page: %v, want ErrRange", err)
+	}
+	p, err := c.Pin(s, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := c.Pin(s, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkPage(42, 5, 0, p.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
+	if rep.Pinned != 1 || rep.Pins != 1 {
+		t.Errorf("two pins of one page by one host: pinned %d pins %d, want 1 and 1 (one bit per host)", rep.Pinned, rep.Pins)
+	}
+	p.Unpin()
+	p.Unpin() // second call does nothing
+	rep, _ = Inspect(e.r, e.ext.Off, e.ext.Len)
+	if rep.Pinned != 1 {
+		t.Errorf("after one of two unpins: pinned %d, want 1", rep.Pinned)
+	}
+	p2.Unpin()
+	rep, _ = Inspect(e.r, e.ext.Off, e.ext.Len)
+	if rep.Pinned != 0 || !rep.Healthy() || rep.Valid != 32 {
+		t.Errorf("after unpins: %v", rep)
+	}
+	if !strings.Contains(rep.String(), "valid 32") {
+		t.Errorf("report: %s", rep)
+	}
+}
+
+// Two backing files with the same page numbers never alias, and page
+// numbers past 2^32 pages (16 TiB files) are distinct from small ones.
+func TestTagsDoNotAlias(t *testing.T) {
+	e := newEnv(t, 64, 16, time.Second)
+	c, _ := e.open(t, "a")
+	a, b := &src{id: 1}, &src{id: 1 << 32}
+	pages := []uint64{0, 1, 1 << 32, 1<<32 + 1, 1 << 52, ^uint64(0)}
+	for range 2 {
+		for _, p := range pages {
+			readPage(t, c, a, p)
+			readPage(t, c, b, p)
+		}
+	}
+	// Force every page into one window: collisions cost probes only.
+	c.hash = func(uint64, uint64) uint64 { return 0 }
+	for range 2 {
+		for _, p := range pages[:3] {
+			readPage(t, c, a, p)
+			readPage(t, c, b, p)
+		}
+	}
+}
+
+// Trace-driven: one host, every page in the window at slot 0 of an 8-slot
+// cache, no clock-hand ageing, so victims are deterministic.
+func TestEvictionPhasesTrace(t *testing.T) {
+	e := newEnv(t, 8, 64, time.Second)
+	c, _ := e.open(t, "a")
+	c.hash = func(uint64, uint64) uint64 { return 0 }
+	c.agePerMiss = 0
+	s := &src{id: 9}
+	slotOf := func(page uint64) int {
+		for i := range uint64(8) {
+			w := c.word(i)
+			if st := wState(w); (st == StateValid || st == StateEvicting) && c.tagIs(i, w, 9, page) {
+				return int(i)
+			}
+		}
+		return -1
+	}
+	expect := func(step string, page uint64, slot int) {
+		t.Helper()
+		if got := slotOf(page); got != slot {
+			t.Fatalf("%s: page %d in slot %d, want %d", step, page, got, slot)
+		}
+	}
+	phases := func() [3]uint64 {
+		st := c.Stats()
+		return [3]uint64{st.EvictCold, st.EvictClear, st.EvictForce}
+	}
+	for p := range uint64(8) {
+		readPage(t, c, s, p)
+		expect("fill", p, int(p))
+	}
+	for p := range uint64(4) {
+		readPage(t, c, s, p) // ref bits on slots 0-3
+	}
+	// (a) cold: the first VALID slot with ref clear is slot 4.
+	readPage(t, c, s, 8)
+	expect("cold", 8, 4)
+	expect("cold", 4, -1)
+	// A new page comes in with ref clear: the next miss takes it again
+	// (scan resistance), not a referenced page.
+	readPage(t, c, s, 9)
+	expect("cold again", 9, 4)
+	if got := phases(); got != [3]uint64{2, 0, 0} {
+		t.Fatalf("phases after two cold evictions: %v", got)
+	}
+	// (b) every slot referenced: clear the window, then slot 0 is cold.
+	for _, p := range []uint64{0, 1, 2, 3, 9, 5, 6, 7} {
+		readPage(t, c, s, p)
+	}
+	readPage(t, c, s, 10)
+	expect("clear", 10, 0)
+	if got := phases(); got != [3]uint64{2, 1, 0} {
+		t.Fatalf("phases after clear-and-retry: %v", got)
+	}
+	for i := range uint64(8) {
+		if i != 0 && c.word(i)&refBit != 0 {
+			t.Fatalf("slot %d still referenced after phase (b)", i)
+		}
+	}
+	// (c) other hosts re-reference every slot between the clear and the
+	// rescan: force-evict the first unpinned VALID slot, but skip pins.
+	pin, err := c.Pin(s, 10) // slot 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	touchAll := func() {
+		for i := range uint64(8) {
+			c.touch(i, c.word(i))
+		}
+	}
+	touchAll()
+	c.afterClear = touchAll
+	readPage(t, c, s, 11)
+	expect("force", 11, 1)
+	expect("force", 10, 0)
+	if got := phases(); got != [3]uint64{2, 1, 1} {
+		t.Fatalf("phases after forced eviction: %v", got)
+	}
+	c.afterClear = nil
+	// Pinned slots are never victims; with every slot pinned there is no
+	// victim, and one unpin makes one.
+	var pins []*Pinned
+	for i := range uint64(8) {
+		w := c.word(i)
+		pg := c.r.Load(c.metaOff(i) + metaPage)
+		if wState(w) != StateValid {
+			t.Fatalf("slot %d not valid: %v", i, DecodeSlotWord(w))
+		}
+		p, err := c.Pin(s, pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pins = append(pins, p)
+	}
+	c.waitLimit = 20 * time.Millisecond
+	if _, err := c.Read(s, 12, 0, make([]byte, 8)); !errors.Is(err, ErrNoVictim) {
+		t.Fatalf("all pinned: %v, want ErrNoVictim", err)
+	}
+	pins[5].Unpin()
+	readPage(t, c, s, 12)
+	expect("after unpin", 12, 5)
+	pin.Unpin()
+	for _, p := range pins {
+		p.Unpin()
+	}
+	if rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len); rep.Pinned != 0 || !rep.Healthy() {
+		t.Fatalf("after all unpins: %v", rep)
+	}
+}
+
+// The clock hand ages one window per miss; the host that wins the CAS
+// clears the window's ref bits.
+func TestClockHandAges(t *testing.T) {
+	e := newEnv(t, 64, 256, time.Second)
+	c, _ := e.open(t, "a")
+	s := &src{id: 3}
+	for p := range uint64(40) {
+		readPage(t, c, s, p)
+		readPage(t, c, s, p) // referenced
+	}
+	hand := e.r.Load(e.ext.Off + hdrHand)
+	if hand != 40*Window {
+		t.Fatalf("hand %d after 40 misses, want %d", hand, 40*Window)
+	}
+	// 40 windows of 8 = 320 slots aged: 5 rounds of 64 slots; everything
+	// referenced before the last round's pass over its slot has been
+	// cleared by now except pages touched after the hand passed.
+	if st := c.Stats(); st.Aged != 40 {
+		t.Fatalf("aged %d windows, want 40", st.Aged)
+	}
+}
+
+// A fill that fails frees the slot and reports the source's error.
+func TestFillError(t *testing.T) {
+	e := newEnv(t, 16, 16, time.Second)
+	c, _ := e.open(t, "a")
+	boom := errors.New("disk on fire")
+	s := &failSrc{err: boom}
+	if _, err := c.Read(s, 1, 0, make([]byte, 10)); !errors.Is(err, boom) {
+		t.Fatalf("got %v", err)
+	}
+	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
+	if rep.Pending != 0 || rep.Free != 16 {
+		t.Fatalf("after failed fill: %v", rep)
+	}
+}
+
+type failSrc struct{ err error }
+
+func (f *failSrc) ID() uint64                    { return 77 }
+func (f *failSrc) ReadPage(uint64, []byte) error { return f.err }
+
+// A filler stalls in its backing read; its host is declared dead; another
+// host takes the slot over, fills it, and the slot is evicted and refilled
+// with another page. When the stalled filler resumes, its bytes must not
+// end up in the slot: the generation in the slot word has moved on. Run
+// once with the fence check and once with only the generation standing.
+func TestStalledFillerCannotPublish(t *testing.T) {
+	for _, noFence := range []bool{false, true} {
+		name := "fenced"
+		if noFence {
+			name = "generation-only"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, 8, 64, 150*time.Millisecond)
+			cA, hA := e.open(t, "stalled")
+			cB, _ := e.open(t, "survivor")
+			for _, c := range []*Cache{cA, cB} {
+				c.hash = func(uint64, uint64) uint64 { return 0 }
+				c.agePerMiss = 0
+			}
+			cA.noFence = noFence
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			sA := &src{id: 5, hook: func(page uint64) {
+				if page == 0 {
+					once.Do(func() { close(entered); <-release })
+				}
+			}}
+			sB := &src{id: 5}
+			done := make(chan error, 1)
+			go func() {
+				_, err := cA.Read(sA, 0, 0, make([]byte, PageSize))
+				done <- err
+			}()
+			<-entered
+			w := DecodeSlotWord(cA.word(0))
+			if w.State != StatePending || w.Owner != hA.Slot() {
+				t.Fatalf("slot 0 while A fills: %v", w)
+			}
+			hA.Abandon() // A's heartbeat stops: after the lease it is dead
+			readPage(t, cB, sB, 0)
+			if cB.Stats().Takeovers == 0 {
+				t.Fatal("survivor did not take the slot over")
+			}
+			// Evict page 0 and refill slot 0 with other pages.
+			for p := uint64(1); p < 20; p++ {
+				readPage(t, cB, sB, p)
+			}
+			w0 := DecodeSlotWord(cB.word(0))
+			if pg := e.r.Load(cB.metaOff(0) + metaPage); w0.State != StateValid || pg == 0 {
+				t.Fatalf("slot 0 should hold another page now: %v page %d", w0, pg)
+			}
+			close(release)
+			err := <-done
+			if !noFence && !errors.Is(err, cxl.ErrFenced) {
+				t.Errorf("stalled filler of a fenced host: %v, want ErrFenced", err)
+			}
+			if noFence && cA.Stats().LostFills == 0 {
+				t.Errorf("stalled filler did not notice it lost the slot (err %v)", err)
+			}
+			verifyAll(t, cB)
+		})
+	}
+}
+
+// verifyAll checks that every VALID slot holds the bytes of its tag.
+func verifyAll(t testing.TB, c *Cache) {
+	t.Helper()
+	want := make([]byte, PageSize)
+	for s := range c.n {
+		w := c.word(s)
+		if wState(w) != StateValid {
+			continue
+		}
+		m := c.metaOff(s)
+		id, pg := c.r.Load(m+metaSrc), c.r.Load(m+metaPage)
+		genPage(id, pg, want)
+		if string(c.page(s)) != string(want) && c.word(s) == w {
+			t.Errorf("slot %d VALID with tag (%#x, %d) holds wrong bytes", s, id, pg)
+		}
+	}
+}
+
+// A host dies holding pins (in-process: heartbeat stopped). After its
+// lease, a miss with no victim reaps it and the slots become evictable.
+func TestDeadHostPinsReleased(t *testing.T) {
+	e := newEnv(t, 8, 64, 100*time.Millisecond)
+	cA, hA := e.open(t, "pinner")
+	cB, _ := e.open(t, "survivor")
+	for _, c := range []*Cache{cA, cB} {
+		c.hash = func(uint64, uint64) uint64 { return 0 }
+	}
+	s := &src{id: 8}
+	for p := range uint64(8) {
+		if _, err := cA.Pin(s, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hA.Abandon()
+	readPage(t, cB, s, 8) // waits for the lease, reaps A, evicts
+	if st := cB.Stats(); st.PinsReleased != 8 || st.Reaped != 1 {
+		t.Fatalf("survivor stats: %v", st)
+	}
+	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
+	if rep.Pinned != 0 || len(rep.Hosts) != 1 {
+		t.Fatalf("after reaping: %v", rep)
+	}
+}
+
+// Goroutines of two hosts read and pin overlapping random pages of a
+// backing file 8x the cache: every byte is right, no page is read twice
+// while cached, nothing stays pinned.
+func TestHammer(t *testing.T) {
+	const slots, pages = 64, 512
+	e := newEnv(t, slots, pages, 2*time.Second)
+	caches := make([]*Cache, 2)
+	for i := range caches {
+		caches[i], _ = e.open(t, "hammer")
+	}
+	s := &src{id: 11, e: e, pages: pages}
+	ops := 3000
+	if testing.Short() {
+		ops = 500
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := caches[g%2]
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			buf := make([]byte, PageSize)
+			for range ops {
+				var p uint64
+				if rng.IntN(2) == 0 {
+					p = uint64(rng.IntN(48)) // hot set, fits
+				} else {
+					p = uint64(rng.IntN(pages))
+				}
+				if rng.IntN(5) == 0 {
+					pin, err := c.Pin(s, p)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if err := checkPage(11, p, 0, pin.Bytes()); err != nil {
+						errs <- err
+						return
+					}
+					pin.Unpin()
+					continue
+				}
+				off := rng.IntN(PageSize)
+				n, err := c.Read(s, p, off, buf)
+				if err == nil {
+					err = checkPage(11, p, off, buf[:n])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	e.checkOnce(t)
+	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
+	if rep.Pinned != 0 || rep.Pending != 0 || rep.Evicting != 0 || !rep.Healthy() {
+		t.Fatalf("after the hammer: %v", rep)
+	}
+	for i, c := range caches {
+		t.Logf("host %d: %v", i, c.Stats())
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, 16, 16, time.Second)
+	c, _ := e.open(t, "a")
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg, c)
+	readPage(t, c, &src{id: 1}, 1)
+	readPage(t, c, &src{id: 1}, 1)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	if got["daxfs_pcache_hits_total"] != 1 || got["daxfs_pcache_misses_total"] != 1 || got["daxfs_pcache_fills_total"] != 1 {
+		t.Fatalf("metrics: %v", got)
+	}
+	if _, ok := got["daxfs_pcache_evictions_total"]; !ok {
+		t.Fatalf("no eviction metric: %v", got)
+	}
+}
+
+func TestFormatAndOpenErrors(t *testing.T) {
+	e := newEnv(t, 16, 16, time.Second)
+	if err := Format(e.r, e.ext.Off, 8192, 16); !errors.Is(err, ErrTooSmall) {
+		t.Errorf("format too small: %v", err)
+	}
+	if err := Format(e.r, e.ext.Off+8, e.ext.Len, 16); err == nil {
+		t.Errorf("format misaligned: no error")
+	}
+	h, _ := e.ht.Join(cxl.JoinOptions{})
+	defer h.Leave()
+	e.r.Store(e.ext.Off+16, 1<<40) // slots field: checksum breaks
+	if _, err := Open(e.r, e.ext.Off, e.ext.Len, e.ht, h); !errors.Is(err, ErrBadFormat) {
+		t.Errorf("open corrupt: %v", err)
+	}
+	if err := Format(e.r, e.ext.Off, e.ext.Len, 0); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(e.r, e.ext.Off, e.ext.Len, e.ht, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Header().Slots < 16 {
+		t.Errorf("format with 0 slots used %d", c.Header().Slots)
+	}
+	c.Close()
+	if _, err := c.Read(&src{id: 1}, 0, 0, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("read after close: %v", err)
+	}
+}
