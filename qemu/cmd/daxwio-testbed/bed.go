@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/daxwio/daxwio/qemu/internal/bootparam"
@@ -160,33 +161,59 @@ func (b *bed) buildInitramfs() error {
 	return nil
 }
 
-// newPool creates a zeroed pool file in /dev/shm; cleanup removes it.
+// newPool creates a zeroed pool file in /dev/shm, its pages reserved up
+// front (a full tmpfs would otherwise kill qemu with SIGBUS mid-run);
+// removePools or cleanup removes it.
 func (b *bed) newPool(name string, size int64) (string, error) {
+	return b.newShm(name, size, true)
+}
+
+// newShm creates a file in /dev/shm; reserve allocates its pages.
+func (b *bed) newShm(name string, size int64, reserve bool) (string, error) {
 	if size&(size-1) != 0 {
 		return "", fmt.Errorf("pool %s: size %d is not a power of two", name, size)
 	}
-	p := fmt.Sprintf("/dev/shm/daxwio-testbed-%d-%s", os.Getpid(), name)
+	const dir = "/dev/shm"
+	if reserve {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			return "", fmt.Errorf("pool: %s: %w (the testbed keeps its pools in %s)", dir, err, dir)
+		}
+		if free := int64(st.Bavail) * int64(st.Bsize); free < size+size/8 {
+			return "", fmt.Errorf("pool %s: %s has %d MiB free, the pool needs %d MiB", name, dir, free>>20, size>>20)
+		}
+	}
+	p := fmt.Sprintf("%s/daxwio-testbed-%d-%s", dir, os.Getpid(), name)
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("pool: %w", err)
 	}
 	b.pools = append(b.pools, p)
 	defer f.Close()
-	if err := f.Truncate(size); err != nil {
+	if reserve {
+		if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+			return "", fmt.Errorf("pool %s: reserve %d MiB: %w", p, size>>20, err)
+		}
+	} else if err := f.Truncate(size); err != nil {
 		return "", fmt.Errorf("pool %s: size to %d bytes: %w", p, size, err)
 	}
 	return p, nil
 }
 
-// cleanup removes pools (always) and the work directory (when temporary and
-// ok and not --keep).
-func (b *bed) cleanup(ok bool) {
+// removePools deletes every pool made so far.
+func (b *bed) removePools() {
 	for _, p := range b.pools {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 			progressf("cleanup: %v", err)
 		}
 	}
 	b.pools = nil
+}
+
+// cleanup removes pools (always) and the work directory (when temporary and
+// ok and not --keep).
+func (b *bed) cleanup(ok bool) {
+	b.removePools()
 	if b.tmpWork && ok && !b.c.keep {
 		_ = os.RemoveAll(b.workdir)
 		return
@@ -221,7 +248,7 @@ func (b *bed) machines(run string, role string, pool string, size int64, timeout
 			Echo:    b.c.verbose,
 		}
 		if b.c.backend == "cxl" {
-			lsa, err := b.newPool(fmt.Sprintf("lsa%d", i), vm.LSASize)
+			lsa, err := b.newShm(fmt.Sprintf("lsa%d", i), vm.LSASize, false) // sparse: labels use a few KiB
 			if err != nil {
 				return nil, err
 			}

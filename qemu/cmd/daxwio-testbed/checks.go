@@ -97,6 +97,7 @@ func cmdTest(ctx context.Context, args []string) error {
 		progressf("=== %s (%d VMs, backend %s)", ch.name, c.vms, c.backend)
 		t0 := time.Now()
 		res, err := ch.run(ctx, b, o)
+		b.removePools()
 		results[ch.name] = res
 		switch {
 		case errors.Is(err, errSkipped):
