@@ -297,3 +297,20 @@ func TestHostJoinHammer(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestZero(t *testing.T) {
+	r := newRegion(t, 1<<20)
+	b := r.Bytes(0, r.Len())
+	for i := range b {
+		b[i] = 0xab
+	}
+	if err := r.Zero(100, 3*4096+50); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range b {
+		inside := i >= 100 && i < 100+3*4096+50
+		if inside && c != 0 || !inside && c != 0xab {
+			t.Fatalf("byte %d = %#x after Zero", i, c)
+		}
+	}
+}

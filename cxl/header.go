@@ -152,10 +152,8 @@ func Format(r *Region, o FormatOptions) (*Header, error) {
 	}
 	// Zero everything we hand out, header last so that a crash mid-format
 	// leaves a region that does not validate.
-	clear(r.mem[:HeaderSize])
-	clear(r.mem[h.HostsOff : h.HostsOff+h.HostsLen])
-	for _, e := range h.Extents {
-		clear(r.mem[e.Off : e.Off+e.Len])
+	if err := r.Zero(0, next); err != nil {
+		return nil, err
 	}
 	if err := r.Persist(0, next); err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ type OpenOptions struct {
 // Region is a shared mapping. Its methods are safe for concurrent use.
 type Region struct {
 	path string
+	file *os.File // kept open to punch holes (Zero) in file-backed regions
 	mem  []byte
 	kind regionKind
 	ro   bool
@@ -79,7 +80,12 @@ func Open(path string, o OpenOptions) (*Region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cxl: open region: %w", err)
 	}
-	defer f.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 
 	size, err := regionSize(f, path, kind)
 	if err != nil {
@@ -108,7 +114,8 @@ func Open(path string, o OpenOptions) (*Region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cxl: mmap %s (%d bytes): %w", path, size, err)
 	}
-	return &Region{path: path, mem: mem, kind: kind, ro: o.ReadOnly}, nil
+	keep = true
+	return &Region{path: path, file: f, mem: mem, kind: kind, ro: o.ReadOnly}, nil
 }
 
 // MinRegionSize is the smallest region Open accepts (header + host table).
@@ -174,6 +181,10 @@ func (r *Region) Close() error {
 	}
 	err := unix.Munmap(r.mem)
 	r.mem = nil
+	if r.file != nil {
+		r.file.Close()
+		r.file = nil
+	}
 	if err != nil {
 		return fmt.Errorf("cxl: unmap %s: %w", r.path, err)
 	}
@@ -234,6 +245,34 @@ func (r *Region) CAS(off, old, new uint64) bool { return r.Word(off).CompareAndS
 
 // Add atomically adds delta to the word at off and returns the new value.
 func (r *Region) Add(off, delta uint64) uint64 { return r.Word(off).Add(delta) }
+
+// Zero sets [off, off+n) to zeros. On a file-backed region whole pages are
+// given back to the file system by punching a hole (they read as zeros and
+// cost nothing until touched again); on devices and at the edges it stores
+// zeros. Nobody may use the range meanwhile.
+func (r *Region) Zero(off, n uint64) error {
+	if err := r.Check(off, n); err != nil {
+		return fmt.Errorf("cxl: zero: %w", err)
+	}
+	if r.ro {
+		return fmt.Errorf("cxl: zero %s: region is read-only", r.path)
+	}
+	page := uint64(os.Getpagesize())
+	lo, hi := alignUpPage(off, page), (off+n)&^(page-1)
+	if r.kind != kindFile || r.file == nil || hi <= lo {
+		clear(r.mem[off : off+n])
+		return nil
+	}
+	if err := unix.Fallocate(int(r.file.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(lo), int64(hi-lo)); err != nil {
+		clear(r.mem[off : off+n]) // file system without hole punching
+		return nil
+	}
+	clear(r.mem[off:lo])
+	clear(r.mem[hi : off+n])
+	return nil
+}
+
+func alignUpPage(v, page uint64) uint64 { return (v + page - 1) &^ (page - 1) }
 
 // Persist makes [off, off+n) durable. On a file-backed region it is msync of
 // the covering pages; on device DAX the same call flushes the CPU caches of
