@@ -35,8 +35,19 @@ test: setup vet actors
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
-bench:
+bench: bench-daxfs
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./...
+
+# bench-daxfs: the daxfs library side by side with the kernel paths it
+# replaces (zero-copy and copying reads vs pread, overlay create/lookup with
+# 1 vs 2 processes, 10,000 small files vs os on tmpfs), ratios from one run
+# (docs/BENCHMARKS.md). About 3 minutes on an idle 2-core machine; writes
+# bench/results/daxfs.json and bench/results/daxfs-*.png.
+.PHONY: bench-daxfs
+bench-daxfs:
+	@mkdir -p bin bench/results
+	CGO_ENABLED=0 $(GO) build -o bin/daxfs-bench ./bench/daxfs
+	bin/daxfs-bench -out bench/results/daxfs.json -png bench/results $(BENCH_DAXFS_FLAGS)
 
 # demo: the thermal/power placement experiment (docs/SCHEDULER.md): three
 # policies of 30 model minutes at 30x, about 3.5 minutes; writes

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/daxwio/daxwio/bench/plot"
+)
+
+// writeCharts draws one PNG per group that ran, plus one of the ratios
+// against their goals.
+func writeCharts(rep *Report, dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	find := func(group, prefix string) *Result {
+		for _, r := range rep.Results {
+			if r.Group == group && strings.HasPrefix(r.Name, prefix) {
+				return r
+			}
+		}
+		return nil
+	}
+	val := func(r *Result, scale float64) float64 {
+		if r == nil {
+			return 0
+		}
+		return r.Median * scale
+	}
+	var files []string
+	draw := func(name string, c plot.BarChart) error {
+		path := filepath.Join(dir, name)
+		if err := plot.Bars(path, c); err != nil {
+			return err
+		}
+		files = append(files, path)
+		return nil
+	}
+	if find("read", "") != nil {
+		c := plot.BarChart{Title: "4 KiB random reads of a 256 MiB file (lower is better)", YLabel: "ns per read (aggregate)",
+			Categories: []string{"1 goroutine", "2 goroutines"}}
+		for _, v := range []string{"zero-copy View", "copy ReadAt", "pread tmpfs", "os.File.ReadAt tmpfs"} {
+			c.Groups = append(c.Groups, plot.BarGroup{Name: v, Values: []float64{
+				val(find("read", v+", 1 "), 1), val(find("read", v+", 2 "), 1)}})
+		}
+		if err := draw("daxfs-read.png", c); err != nil {
+			return files, err
+		}
+	}
+	if find("overlay", "") != nil {
+		c := plot.BarChart{Title: "Overlay operations, aggregate over processes (higher is better)", YLabel: "million ops/s",
+			Categories: []string{"Create, per-process dirs", "Create, shared dir", "Lookup", "control (no daxfs)"}}
+		for _, procs := range []int{1, 2} {
+			s := fmt.Sprintf(", %d proc", procs)
+			c.Groups = append(c.Groups, plot.BarGroup{Name: fmt.Sprintf("%d process", procs) + map[bool]string{true: "es"}[procs > 1],
+				Values: []float64{
+					val(find("overlay", "Create, per-process dirs"+s), 1e-6),
+					val(find("overlay", "Create, one shared dir"+s), 1e-6),
+					val(find("overlay", "Lookup, one shared dir"+s), 1e-6),
+					val(find("overlay", "control: private-memory loads"+s), 1e-6),
+				}})
+		}
+		if err := draw("daxfs-overlay.png", c); err != nil {
+			return files, err
+		}
+	}
+	if find("files", "") != nil {
+		c := plot.BarChart{Title: "Small files: create + write 4 KiB + close (higher is better)", YLabel: "thousand files/s",
+			Categories: []string{"OpenFile+Write+Close", "WriteFile"},
+			Groups: []plot.BarGroup{
+				{Name: "daxfs library", Values: []float64{val(find("files", "daxfs OpenFile"), 1e-3), val(find("files", "daxfs Paths.WriteFile"), 1e-3)}},
+				{Name: "os on tmpfs", Values: []float64{val(find("files", "os OpenFile"), 1e-3), val(find("files", "os.WriteFile"), 1e-3)}},
+			}}
+		if err := draw("daxfs-files.png", c); err != nil {
+			return files, err
+		}
+	}
+	if len(rep.Ratios) > 0 {
+		c := plot.BarChart{Title: "daxfs ratios from one run (x times the baseline; higher is better)", YLabel: "ratio",
+			Groups: []plot.BarGroup{{Name: "wall clock (median)"}, {Name: "CPU time (median)"}, {Name: "goal"}}, Width: 28, Height: 12}
+		cpu := map[string]float64{}
+		for _, r := range rep.Ratios {
+			if r.Basis == "cpu" {
+				cpu[strings.TrimSuffix(r.Name, " [CPU]")] = r.Value
+			}
+		}
+		for _, r := range rep.Ratios {
+			if r.Basis != "wall" {
+				continue
+			}
+			c.Categories = append(c.Categories, shortRatio(r.Name))
+			c.Groups[0].Values = append(c.Groups[0].Values, r.Value)
+			c.Groups[1].Values = append(c.Groups[1].Values, cpu[r.Name])
+			c.Groups[2].Values = append(c.Groups[2].Values, r.Goal)
+		}
+		if err := draw("daxfs-ratios.png", c); err != nil {
+			return files, err
+		}
+	}
+	return files, nil
+}
+
+// shortRatio turns a ratio name into an axis label.
+func shortRatio(s string) string {
+	r := strings.NewReplacer(
+		"read: ", "", "overlay: ", "", "files: ", "",
+		"zero-copy View vs pread", "View/pread", "copy ReadAt vs pread", "ReadAt/pread",
+		" (1 goroutine)", " 1g", " (2 goroutines)", " 2g",
+		"Create per-process dirs, 2 procs vs 1", "Create own dir 2p/1p",
+		"Create one shared dir, 2 procs vs 1", "Create shared 2p/1p",
+		"Lookup, 2 procs vs 1", "Lookup 2p/1p",
+		"control (private memory, no daxfs), 2 procs vs 1", "control 2p/1p",
+		"WriteFile, daxfs vs os", "WriteFile dax/os",
+		"floor (touch region, no library) vs pread", "floor/pread",
+		"zero-copy View, 2 goroutines vs 1", "View 2g/1g", "copy ReadAt, 2 goroutines vs 1", "ReadAt 2g/1g",
+		"pread tmpfs, 2 goroutines vs 1", "pread 2g/1g",
+	)
+	s = r.Replace(s)
+	if strings.Contains(s, "create+write") {
+		s = "files dax/os"
+	}
+	return s
+}
