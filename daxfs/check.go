@@ -112,6 +112,7 @@ func (fs *FS) Check() *CheckReport {
 
 	// Hash chains.
 	inodes := map[uint64]*checkInode{}
+	tomb := map[uint64]bool{} // base inodes whose overlay entry is a tombstone
 	var dirents []*checkDirent
 	for b := range sb.BucketCount {
 		head := sb.bucket(b)
@@ -141,6 +142,10 @@ func (fs *FS) Check() *CheckReport {
 					rep.add(true, "inode %d at %#x sits in bucket %d, not its own", ino, cur, b)
 				}
 				if !claim(cur, fmt.Sprintf("inode %d", ino)) {
+					break
+				}
+				if !marked && r.Load(cur+inState) != 0 && fs.base.has(ino) {
+					tomb[ino] = true // a deleted base inode (base_overlay.go)
 					break
 				}
 				if marked || r.Load(cur+inState) != 0 {
@@ -182,10 +187,14 @@ func (fs *FS) Check() *CheckReport {
 		rep.LongestChain = max(rep.LongestChain, n)
 	}
 
+	if fs.base != nil {
+		dirents = fs.checkBase(inodes, tomb, dirents)
+	}
+
 	// Names: each (parent, name) bound at most once; children exist.
 	bound := map[string]*checkDirent{}
 	for _, d := range dirents {
-		if d.marked || !childLive(d.child) {
+		if d.marked || !childLive(d.child) || isWhiteout(d.child) {
 			continue
 		}
 		rep.Dirents++
@@ -226,7 +235,7 @@ func (fs *FS) Check() *CheckReport {
 		byOff[d.off] = d
 	}
 	for _, in := range inodes {
-		if in.mode&modeType != modeDir {
+		if in.mode&modeType != modeDir || in.off == 0 {
 			continue
 		}
 		seen := map[uint64]bool{}
@@ -257,7 +266,7 @@ func (fs *FS) Check() *CheckReport {
 		}
 	}
 	for _, d := range dirents {
-		if !d.marked && childLive(d.child) && !d.listed {
+		if !d.marked && childLive(d.child) && !isWhiteout(d.child) && !d.listed {
 			rep.add(false, "name %q in %d is missing from its directory list (readdir cannot see it)", d.name, d.parent)
 		}
 	}
@@ -271,7 +280,7 @@ func (fs *FS) Check() *CheckReport {
 		queue := []uint64{RootIno}
 		children := map[uint64][]uint64{}
 		for _, d := range dirents {
-			if !d.marked && childLive(d.child) {
+			if !d.marked && childLive(d.child) && !isWhiteout(d.child) {
 				children[d.parent] = append(children[d.parent], d.child&childIno)
 			}
 		}
@@ -316,6 +325,9 @@ func (fs *FS) Check() *CheckReport {
 			}
 		case modeLnk:
 			rep.Symlinks++
+			if in.off == 0 {
+				break
+			}
 			t := r.Load(in.off + inData)
 			if fs.objClass(t) < 0 || hdrType(r.Load(t)) != typeSymlink {
 				rep.add(true, "symlink %d has no valid target object", ino)
@@ -324,6 +336,9 @@ func (fs *FS) Check() *CheckReport {
 			}
 		case modeReg:
 			rep.Files++
+			if in.off == 0 {
+				break
+			}
 			fs.checkTree(rep, in, claim)
 		}
 		if in.mode&modeType != modeDir {

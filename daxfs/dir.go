@@ -174,9 +174,10 @@ func (fs *FS) sweepDir(dirOff uint64) {
 	fs.find(dirOffHead(dirOff), deDnext, true, func(uint64) (bool, error) { return false, nil })
 }
 
-// dirInode resolves a directory inode that may receive entries.
+// dirInode resolves a directory inode that may receive entries (a base
+// directory is materialised).
 func (fs *FS) dirInode(ino Ino) (uint64, error) {
-	off, err := fs.inode(ino)
+	off, err := fs.inodeW(guard{fs: fs}, ino)
 	if err != nil {
 		return 0, err
 	}
@@ -282,14 +283,19 @@ func (fs *FS) mknode(parent Ino, name string, mode, uid, gid uint32, target stri
 	g := fs.enter()
 	defer g.exit()
 	r := fs.r
-	dir, err := fs.dirInode(parent)
+	dir, err := fs.dirInodeW(g, parent)
 	if err != nil {
 		return Attr{}, err
 	}
 	// Cheap early answer; the insert below is what decides.
+	var white uint64 // a whiteout to bind instead of inserting
 	if ex, err := fs.lookupDirent(parent, name); err != nil {
 		return Attr{}, err
+	} else if ex != 0 && !isWhiteout(r.Load(ex+deChild)) {
+		return Attr{}, fmt.Errorf("daxfs: create %q in %d: %w", name, parent, ErrExist)
 	} else if ex != 0 {
+		white = ex
+	} else if _, _, ok := fs.baseName(parent, name); ok {
 		return Attr{}, fmt.Errorf("daxfs: create %q in %d: %w", name, parent, ErrExist)
 	}
 	var tgt uint64
@@ -323,17 +329,28 @@ func (fs *FS) mknode(parent Ino, name string, mode, uid, gid uint32, target stri
 		fs.reclaimInode(g, in)
 		return Attr{}, err
 	}
-	g.setIntent(intentCreate, d, parent, in, 0)
-	defer g.clearIntent()
-	if _, err := fs.insertDirent(d, parent, name); err != nil {
-		g.clearIntent()
+	if white != 0 {
+		// A deleted base name: re-create it by one CAS of the whiteout.
 		fs.free(d)
-		fs.unreserve(dir)
-		r.Store(in+inRefs, 0)
-		fs.reclaimInode(g, in)
-		return Attr{}, fmt.Errorf("daxfs: create %q in %d: %w", name, parent, err)
+		if !fs.bindWhiteout(white, childWord(ino, mode)) {
+			fs.unreserve(dir)
+			r.Store(in+inRefs, 0)
+			fs.reclaimInode(g, in)
+			return Attr{}, fmt.Errorf("daxfs: create %q in %d: %w", name, parent, ErrExist)
+		}
+	} else {
+		g.setIntent(intentCreate, d, parent, in, 0)
+		defer g.clearIntent()
+		if _, err := fs.insertDirent(d, parent, name); err != nil {
+			g.clearIntent()
+			fs.free(d)
+			fs.unreserve(dir)
+			r.Store(in+inRefs, 0)
+			fs.reclaimInode(g, in)
+			return Attr{}, fmt.Errorf("daxfs: create %q in %d: %w", name, parent, err)
+		}
+		fs.push(dirOffHead(dir), deDnext, d, nil)
 	}
-	fs.push(dirOffHead(dir), deDnext, d, nil)
 	if mode&modeType == modeDir {
 		fs.addLinks(dir, 1)
 	}
@@ -406,11 +423,17 @@ func (fs *FS) Symlink(parent Ino, name, target string, uid, gid uint32) (Attr, e
 func (fs *FS) Readlink(ino Ino) (string, error) {
 	g := fs.enter()
 	defer g.exit()
-	off, err := fs.inode(ino)
+	off, err := fs.resolve(ino)
 	if err != nil {
 		return "", err
 	}
 	r := fs.r
+	if fs.modeOf(ino, off)&modeType != modeLnk {
+		return "", fmt.Errorf("daxfs: readlink inode %d: %w", ino, ErrInvalid)
+	}
+	if off == 0 {
+		return fs.base.readlink(ino), nil
+	}
 	if uint32(r.Load(off+inMode))&modeType != modeLnk {
 		return "", fmt.Errorf("daxfs: readlink inode %d: %w", ino, ErrInvalid)
 	}
@@ -431,43 +454,40 @@ func (fs *FS) Lookup(parent Ino, name string) (Attr, error) {
 	g := fs.enter()
 	defer g.exit()
 	if name == "." {
-		off, err := fs.dirInode(parent)
+		off, err := fs.dirResolve(parent)
 		if err != nil {
 			return Attr{}, err
 		}
-		return fs.attr(off), nil
+		return fs.attrOf(parent, off), nil
 	}
 	if name == ".." {
-		off, err := fs.dirInode(parent)
+		off, err := fs.dirResolve(parent)
 		if err != nil {
 			return Attr{}, err
 		}
-		pOff, err := fs.inode(fs.r.Load(off + inParent))
+		pp := fs.parentIno(parent, off)
+		pOff, err := fs.resolve(pp)
 		if err != nil {
 			return Attr{}, err
 		}
-		return fs.attr(pOff), nil
+		return fs.attrOf(pp, pOff), nil
 	}
 	if len(name) > MaxNameLen {
 		return Attr{}, ErrNameTooLong
 	}
-	if _, err := fs.dirInode(parent); err != nil {
+	if _, err := fs.dirResolve(parent); err != nil {
 		return Attr{}, err
 	}
-	d, err := fs.lookupDirent(parent, name)
+	ino, _, _, err := fs.lookupName(parent, name)
 	if err != nil {
 		return Attr{}, err
 	}
-	if d == 0 {
-		return Attr{}, fmt.Errorf("daxfs: lookup %q in %d: %w", name, parent, ErrNotExist)
-	}
-	ino := fs.r.Load(d+deChild) & childIno
-	off, err := fs.inode(ino)
+	off, err := fs.resolve(ino)
 	if err != nil {
 		// Unlinked between the two reads.
 		return Attr{}, fmt.Errorf("daxfs: lookup %q in %d: %w", name, parent, ErrNotExist)
 	}
-	return fs.attr(off), nil
+	return fs.attrOf(ino, off), nil
 }
 
 // Link binds a new name to an existing non-directory inode.
@@ -480,7 +500,7 @@ func (fs *FS) Link(ino Ino, parent Ino, name string) (Attr, error) {
 	}
 	g := fs.enter()
 	defer g.exit()
-	in, err := fs.inode(ino)
+	in, err := fs.inodeW(g, ino)
 	if err != nil {
 		return Attr{}, err
 	}
@@ -488,9 +508,19 @@ func (fs *FS) Link(ino Ino, parent Ino, name string) (Attr, error) {
 	if mode&modeType == modeDir {
 		return Attr{}, fmt.Errorf("daxfs: link to directory %d: %w", ino, ErrInvalid)
 	}
-	dir, err := fs.dirInode(parent)
+	dir, err := fs.dirInodeW(g, parent)
 	if err != nil {
 		return Attr{}, err
+	}
+	var white uint64
+	if ex, err := fs.lookupDirent(parent, name); err != nil {
+		return Attr{}, err
+	} else if ex != 0 && isWhiteout(fs.r.Load(ex+deChild)) {
+		white = ex
+	} else if ex == 0 {
+		if _, _, ok := fs.baseName(parent, name); ok {
+			return Attr{}, fmt.Errorf("daxfs: link %q in %d: %w", name, parent, ErrExist)
+		}
 	}
 	if err := fs.reserve(dir); err != nil {
 		return Attr{}, err
@@ -509,15 +539,23 @@ func (fs *FS) Link(ino Ino, parent Ino, name string) (Attr, error) {
 		undo()
 		return Attr{}, err
 	}
-	g.setIntent(intentCreate, d, parent, 0, in)
-	defer g.clearIntent()
-	if _, err := fs.insertDirent(d, parent, name); err != nil {
-		g.clearIntent()
+	if white != 0 {
 		fs.free(d)
-		undo()
-		return Attr{}, fmt.Errorf("daxfs: link %q in %d: %w", name, parent, err)
+		if !fs.bindWhiteout(white, childWord(ino, mode)) {
+			undo()
+			return Attr{}, fmt.Errorf("daxfs: link %q in %d: %w", name, parent, ErrExist)
+		}
+	} else {
+		g.setIntent(intentCreate, d, parent, 0, in)
+		defer g.clearIntent()
+		if _, err := fs.insertDirent(d, parent, name); err != nil {
+			g.clearIntent()
+			fs.free(d)
+			undo()
+			return Attr{}, fmt.Errorf("daxfs: link %q in %d: %w", name, parent, err)
+		}
+		fs.push(dirOffHead(dir), deDnext, d, nil)
 	}
-	fs.push(dirOffHead(dir), deDnext, d, nil)
 	fs.r.Store(in+inCtime, now())
 	fs.touchDir(dir)
 	fs.changed()
@@ -540,7 +578,7 @@ func (fs *FS) remove(parent Ino, name string, wantDir bool) error {
 	g := fs.enter()
 	defer g.exit()
 	r := fs.r
-	dir, err := fs.dirInode(parent)
+	dir, err := fs.dirInodeW(g, parent)
 	if err != nil {
 		return err
 	}
@@ -549,10 +587,24 @@ func (fs *FS) remove(parent Ino, name string, wantDir bool) error {
 		if err != nil {
 			return err
 		}
+		inBase := false
+		if _, _, ok := fs.baseName(parent, name); ok {
+			inBase = true
+			if d == 0 {
+				// A base name is removed through an overlay dirent.
+				if _, err := fs.materialiseName(parent, dir, name); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if d == 0 {
 			return fmt.Errorf("daxfs: remove %q in %d: %w", name, parent, ErrNotExist)
 		}
 		c := r.Load(d + deChild)
+		if isWhiteout(c) {
+			return fmt.Errorf("daxfs: remove %q in %d: %w", name, parent, ErrNotExist)
+		}
 		if !childLive(c) {
 			continue
 		}
@@ -563,8 +615,11 @@ func (fs *FS) remove(parent Ino, name string, wantDir bool) error {
 			continue
 		}
 		ino := c & childIno
-		in, err := fs.inode(ino)
+		in, err := fs.inodeW(g, ino)
 		if err != nil {
+			if i > 1000 {
+				return err
+			}
 			continue // reclaimed under us: the dirent is going too
 		}
 		isDir := uint32(r.Load(in+inMode))&modeType == modeDir
@@ -590,7 +645,11 @@ func (fs *FS) remove(parent Ino, name string, wantDir bool) error {
 				return fmt.Errorf("daxfs: rmdir %q in %d: %w", name, parent, ErrNotEmpty)
 			}
 		}
-		if !r.CAS(d+deChild, c, c|childDead) {
+		gone := c | childDead
+		if inBase {
+			gone = whiteoutWord(ino) // the dirent stays, hiding the base name
+		}
+		if !r.CAS(d+deChild, c, gone) {
 			if isDir {
 				r.CAS(in+inDcount, dcountDead, 0)
 				g.clearIntent()
@@ -599,7 +658,9 @@ func (fs *FS) remove(parent Ino, name string, wantDir bool) error {
 			continue
 		}
 		defer g.clearIntent()
-		fs.deleteDirent(d, dir)
+		if !inBase {
+			fs.deleteDirent(d, dir)
+		}
 		fs.unreserve(dir)
 		fs.touchDir(dir)
 		var refs uint64
@@ -629,9 +690,12 @@ type DirEntry struct {
 func (fs *FS) ReadDir(ino Ino) ([]DirEntry, error) {
 	g := fs.enter()
 	defer g.exit()
-	dir, err := fs.dirInode(ino)
+	dir, err := fs.dirResolve(ino)
 	if err != nil {
 		return nil, err
+	}
+	if fs.base.has(ino) {
+		return fs.readDirBase(ino, dir)
 	}
 	r := fs.r
 	var out []DirEntry

@@ -331,6 +331,7 @@ func (fs *FS) truncate(g guard, in, size uint64) error {
 	r := fs.r
 	t := fs.beginTruncate(in)
 	keep := min(size, r.Load(in+inSize))
+	fs.trimBase(in, keep)
 	fs.trimFrom(in, (keep+BlockSize-1)/BlockSize, keep%BlockSize)
 	r.Store(in+inSize, size)
 	ts := now()
@@ -378,7 +379,7 @@ func (fs *FS) writeAt(in uint64, p []byte, off uint64) (int, error) {
 			}
 			if pg == 0 {
 				var created bool
-				pg, created, err = fs.ensurePage(in, pi, func(b []byte) { copy(b[po:], chunk) })
+				pg, created, err = fs.ensurePage(in, pi, fs.cowFill(in, pi, func(b []byte) { copy(b[po:], chunk) }))
 				if err != nil {
 					return int(pos - off), err
 				}
@@ -425,7 +426,11 @@ func (fs *FS) readAt(in uint64, p []byte, off uint64) (int, error) {
 			return int(pos - off), err
 		}
 		if pg == 0 {
-			clear(dst)
+			if ok, err := fs.baseHole(in, pi, po, dst); err != nil {
+				return int(pos - off), err
+			} else if !ok {
+				clear(dst)
+			}
 		} else {
 			copy(dst, r.Bytes(pg+po, k))
 		}
@@ -467,11 +472,11 @@ type Handle struct {
 func (fs *FS) OpenIno(ino Ino, flags int) (*Handle, error) {
 	g := fs.enter()
 	defer g.exit()
-	in, err := fs.inode(ino)
+	in, err := fs.resolve(ino)
 	if err != nil {
 		return nil, err
 	}
-	mode := uint32(fs.r.Load(in + inMode))
+	mode := fs.modeOf(ino, in)
 	if mode&modeType == modeDir && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, fmt.Errorf("daxfs: open directory %d for writing: %w", ino, ErrIsDir)
 	}
@@ -479,8 +484,14 @@ func (fs *FS) OpenIno(ino Ino, flags int) (*Handle, error) {
 		if err := fs.writable(); err != nil {
 			return nil, err
 		}
+		// Writing a base file copies it into the overlay first.
+		if in, err = fs.inodeW(g, ino); err != nil {
+			return nil, err
+		}
 	}
-	if !fs.ro {
+	// in == 0: a base inode the overlay has never changed; the handle
+	// reads the base until an overlay entry appears (readBase).
+	if !fs.ro && in != 0 {
 		if _, err := fs.addOpens(in, 1); err != nil {
 			return nil, fmt.Errorf("daxfs: open inode %d: %w", ino, err)
 		}
@@ -529,6 +540,9 @@ func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 	}
 	g := h.fs.enter()
 	defer g.exit()
+	if h.in == 0 {
+		return h.fs.readBase(h.ino, p, uint64(off))
+	}
 	return h.fs.readAt(h.in, p, uint64(off))
 }
 
@@ -579,10 +593,23 @@ func (h *Handle) Append(p []byte) (int64, error) {
 }
 
 // Size is the current file size.
-func (h *Handle) Size() uint64 { return h.fs.r.Load(h.in + inSize) }
+func (h *Handle) Size() uint64 {
+	if h.in == 0 {
+		return h.Stat().Size
+	}
+	return h.fs.r.Load(h.in + inSize)
+}
 
 // Stat returns the file's attributes.
-func (h *Handle) Stat() Attr { return h.fs.attr(h.in) }
+func (h *Handle) Stat() Attr {
+	if h.in == 0 {
+		if a, err := h.fs.GetAttr(h.ino); err == nil {
+			return a
+		}
+		return h.fs.base.attr(h.ino)
+	}
+	return h.fs.attr(h.in)
+}
 
 // Truncate sets the file size.
 func (h *Handle) Truncate(size int64) error {
@@ -609,7 +636,7 @@ func (h *Handle) Allocate(off, n int64, keepSize bool) error {
 	g := h.fs.enter()
 	defer g.exit()
 	for p := uint64(off) / BlockSize; p <= (uint64(off)+uint64(n)-1)/BlockSize; p++ {
-		if _, _, err := h.fs.ensurePage(h.in, p, nil); err != nil {
+		if _, _, err := h.fs.ensurePage(h.in, p, h.fs.cowFill(h.in, p, nil)); err != nil {
 			return err
 		}
 	}
@@ -639,7 +666,7 @@ func (h *Handle) Sync() error {
 }
 
 func (fs *FS) syncInode(in uint64) error {
-	if fs.ro {
+	if fs.ro || in == 0 {
 		return nil
 	}
 	w := fs.r.Load(in + inData)
@@ -677,7 +704,7 @@ func (h *Handle) Close() error {
 	if h.closed.Swap(true) {
 		return nil
 	}
-	if h.fs.ro {
+	if h.fs.ro || h.in == 0 {
 		return nil
 	}
 	g := h.fs.enter()
@@ -732,21 +759,36 @@ func (h *Handle) View(off int64) (*View, error) {
 		return nil, fmt.Errorf("daxfs: view at %d: %w", off, ErrInvalid)
 	}
 	g := h.fs.enter()
-	size := h.fs.r.Load(h.in + inSize)
+	in := h.in
+	if in == 0 {
+		if in, _ = h.fs.resolve(h.ino); in == 0 {
+			defer g.exit()
+			return h.fs.viewBase(h.ino, uint64(off))
+		}
+	}
+	size := h.fs.r.Load(in + inSize)
 	if uint64(off) >= size {
 		g.exit()
 		return nil, io.EOF
 	}
 	po := uint64(off) % BlockSize
 	n := min(BlockSize-po, size-uint64(off))
-	pg, err := h.fs.pageAt(h.in, uint64(off)/BlockSize)
+	pg, err := h.fs.pageAt(in, uint64(off)/BlockSize)
 	if err != nil {
 		g.exit()
 		return nil, err
 	}
 	v := &View{g: g}
 	if pg == 0 {
-		v.HoleLen = int(n)
+		buf := make([]byte, n)
+		if ok, err := h.fs.baseHole(in, uint64(off)/BlockSize, po, buf); err != nil {
+			g.exit()
+			return nil, err
+		} else if ok {
+			v.Bytes = buf
+		} else {
+			v.HoleLen = int(n)
+		}
 	} else {
 		v.Bytes = h.fs.r.Bytes(pg+po, n)
 	}

@@ -12,6 +12,8 @@ package daxfs
 import (
 	"crypto/rand"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,15 @@ type MkfsOptions struct {
 	Extra []cxl.ExtentSpec
 	// Size of the daxfs extent; 0 uses everything left in the region.
 	Size uint64
+
+	// Tree, when set, is written as the base image (static or split mode,
+	// Tree.Mode); nil makes an empty-mode daxfs.
+	Tree *BaseTree
+	// Backing is the backing file a split image's file data is written
+	// to (created or truncated).
+	Backing string
+	// Progress, if set, is called now and then while file data is copied.
+	Progress Progress
 }
 
 // Mkfs formats region r with an empty daxfs and a root directory. It
@@ -47,6 +58,9 @@ func Mkfs(r *cxl.Region, o MkfsOptions) error {
 	size := o.Size
 	if size == 0 {
 		used := uint64(cxl.HeaderSize) + alignUp(64+uint64(o.MaxHosts)*64, cxl.ExtentAlign)
+		if o.Tree != nil {
+			used += o.Tree.ImageSize()
+		}
 		for _, e := range o.Extra {
 			used += alignUp(e.Size, cxl.ExtentAlign)
 		}
@@ -55,7 +69,29 @@ func Mkfs(r *cxl.Region, o MkfsOptions) error {
 		}
 		size = (r.Len() - used) &^ (cxl.ExtentAlign - 1)
 	}
-	exts := append([]cxl.ExtentSpec{{Name: ExtentName, Size: size}}, o.Extra...)
+	exts := []cxl.ExtentSpec{{Name: ExtentName, Size: size}}
+	var backing *os.File
+	if o.Tree != nil {
+		if o.Tree.Mode != ModeStatic && o.Tree.Mode != ModeSplit {
+			return fmt.Errorf("daxfs: mkfs: base tree of mode %v", o.Tree.Mode)
+		}
+		exts = append(exts, cxl.ExtentSpec{Name: BaseExtentName, Size: o.Tree.ImageSize()})
+		if o.Tree.Mode == ModeSplit {
+			if o.Backing == "" {
+				return fmt.Errorf("daxfs: mkfs: split mode needs a backing file")
+			}
+			f, err := os.OpenFile(o.Backing, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+			if err != nil {
+				return fmt.Errorf("daxfs: mkfs: backing file: %w", err)
+			}
+			defer f.Close()
+			if err := f.Truncate(int64(o.Tree.BackingSize())); err != nil {
+				return fmt.Errorf("daxfs: mkfs: backing file: %w", err)
+			}
+			backing = f
+		}
+	}
+	exts = append(exts, o.Extra...)
 	h, err := cxl.Format(r, cxl.FormatOptions{Extents: exts, MaxHosts: o.MaxHosts, Lease: o.Lease})
 	if err != nil {
 		return fmt.Errorf("daxfs: mkfs: %w", err)
@@ -70,10 +106,46 @@ func Mkfs(r *cxl.Region, o MkfsOptions) error {
 		return fmt.Errorf("daxfs: mkfs: uuid: %w", err)
 	}
 	r.Store(sb.sharedWord(swNextIno), RootIno+1)
+	if o.Tree != nil {
+		be, _ := h.Extent(BaseExtentName)
+		abs := o.Backing
+		if abs != "" {
+			if a, err := filepath.Abs(abs); err == nil {
+				abs = a
+			}
+		}
+		if err := o.Tree.writeBase(r.Bytes(be.Off, be.Len), backing, abs, sb.Created, o.Progress); err != nil {
+			return err
+		}
+		if backing != nil {
+			if err := backing.Sync(); err != nil {
+				return fmt.Errorf("daxfs: mkfs: backing file: %w", err)
+			}
+		}
+		if err := r.Persist(be.Off, be.Len); err != nil {
+			return err
+		}
+		sb.Mode = o.Tree.Mode
+		sb.BaseInodes = uint64(o.Tree.Inodes())
+		sb.BaseOff, sb.BaseLen = be.Off, be.Len
+		sb.BackingSize = o.Tree.BackingSize()
+		// Overlay inode numbers follow the base's.
+		r.Store(sb.sharedWord(swNextIno), sb.BaseInodes+1)
+	}
 	r.Store(sb.sharedWord(swEpoch), 2)
 	copy(r.Bytes(sb.Extent, superSize), sb.Encode())
 	if err := r.Persist(sb.Extent, superSize); err != nil {
 		return err
+	}
+	if o.Tree != nil {
+		// The root is base inode 1; the overlay materialises it on the
+		// first change. Validate what we wrote, as a mount would.
+		fs, err := Open(r, Options{ReadOnly: true, Backing: o.Backing})
+		if err != nil {
+			return fmt.Errorf("daxfs: mkfs: open new filesystem: %w", err)
+		}
+		fs.Close()
+		return r.Persist(e.Off, e.Len)
 	}
 	fs, err := Open(r, Options{})
 	if err != nil {
@@ -94,6 +166,9 @@ type Options struct {
 	Name string
 	// ReadOnly refuses every mutation (the region may be mapped read-only).
 	ReadOnly bool
+	// Backing is the backing file of a split image; empty uses the path
+	// mkfs recorded.
+	Backing string
 }
 
 // FS is one host's handle on a daxfs region. It is safe for concurrent use.
@@ -104,6 +179,7 @@ type FS struct {
 	host *cxl.Host
 	rec  uint64 // our host record
 	ro   bool
+	base *base // nil in empty mode
 
 	tokens chan int // epoch slots of this host's record
 
@@ -159,6 +235,18 @@ func Open(r *cxl.Region, o Options) (*FS, error) {
 		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
 	}
 	fs := &FS{r: r, sb: sb, ht: ht, ro: o.ReadOnly || r.ReadOnly(), stop: make(chan struct{}), done: make(chan struct{})}
+	if sb.Mode != ModeEmpty {
+		be, err := h.Extent(BaseExtentName)
+		if err != nil {
+			return nil, fmt.Errorf("daxfs: open %s: %w: %v mode without a base extent: %v", r.Path(), ErrBadFormat, sb.Mode, err)
+		}
+		if fs.base, err = openBase(r, be, sb, o.Backing); err != nil {
+			return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
+		}
+		if sb.Mode == ModeStatic {
+			fs.ro = true // static images are read-only
+		}
+	}
 	fs.tokens = make(chan int, epochSlots)
 	for i := range epochSlots {
 		fs.tokens <- i
@@ -172,6 +260,9 @@ func Open(r *cxl.Region, o Options) (*FS, error) {
 	}
 	fs.host, err = ht.Join(cxl.JoinOptions{Name: o.Name})
 	if err != nil {
+		if fs.base != nil {
+			fs.base.close()
+		}
 		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
 	}
 	fs.rec = sb.hostRec(fs.host.Slot())
@@ -217,6 +308,9 @@ func (fs *FS) Close() error {
 			}
 			fs.r.Store(fs.rec+hrInc, 0)
 			err = fs.host.Leave()
+		}
+		if fs.base != nil {
+			fs.base.close()
 		}
 	})
 	return err

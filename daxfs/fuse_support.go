@@ -46,7 +46,20 @@ func (h *Handle) ViewRange(p *Pin, off int64, n int, segs [][]byte) ([][]byte, i
 	}
 	fs := h.fs
 	g := fs.enter()
-	size := fs.r.Load(h.in + inSize)
+	in := h.in
+	if in == 0 {
+		// A base file the overlay had not changed at open (base_overlay.go).
+		if in, _ = fs.resolve(h.ino); in == 0 {
+			segs, k, err := fs.viewRangeBase(h.ino, uint64(off), uint64(n), segs)
+			if err != nil || k == 0 {
+				g.exit()
+				return segs, 0, err
+			}
+			p.g, p.held = g, true
+			return segs, k, nil
+		}
+	}
+	size := fs.r.Load(in + inSize)
 	if uint64(off) >= size || n == 0 {
 		g.exit()
 		return segs, 0, io.EOF
@@ -56,12 +69,20 @@ func (h *Handle) ViewRange(p *Pin, off int64, n int, segs [][]byte) ([][]byte, i
 	for pos := uint64(off); pos < end; {
 		pi, po := pos/BlockSize, pos%BlockSize
 		k := min(BlockSize-po, end-pos)
-		pg, err := fs.pageAt(h.in, pi)
+		pg, err := fs.pageAt(in, pi)
 		if err != nil {
 			g.exit()
 			return segs, 0, err
 		}
 		switch {
+		case pg == 0 && fs.r.Load(in+inBaseValid) > pos:
+			buf := make([]byte, k)
+			if _, err := fs.baseHole(in, pi, po, buf); err != nil {
+				g.exit()
+				return segs, 0, err
+			}
+			segs = append(segs, buf)
+			lastEnd = 0
 		case pg == 0:
 			segs = append(segs, zeroPage[po:po+k])
 			lastEnd = 0
@@ -75,7 +96,7 @@ func (h *Handle) ViewRange(p *Pin, off int64, n int, segs [][]byte) ([][]byte, i
 		}
 		pos += k
 	}
-	fs.touchAtime(h.in)
+	fs.touchAtime(in)
 	p.g, p.held = g, true
 	return segs, int(end - uint64(off)), nil
 }

@@ -169,11 +169,11 @@ func (fs *FS) attr(off uint64) Attr {
 func (fs *FS) GetAttr(ino Ino) (Attr, error) {
 	g := fs.enter()
 	defer g.exit()
-	off, err := fs.inode(ino)
+	off, err := fs.resolve(ino)
 	if err != nil {
 		return Attr{}, err
 	}
-	return fs.attr(off), nil
+	return fs.attrOf(ino, off), nil
 }
 
 // SetAttr says which attributes to change; nil fields stay.
@@ -193,7 +193,7 @@ func (fs *FS) SetAttr(ino Ino, s SetAttr) (Attr, error) {
 	}
 	g := fs.enter()
 	defer g.exit()
-	off, err := fs.inode(ino)
+	off, err := fs.inodeW(g, ino)
 	if err != nil {
 		return Attr{}, err
 	}
@@ -331,7 +331,15 @@ func (fs *FS) reclaimInode(g guard, off uint64) {
 	case modeDir:
 		// No live entry can be added to a dead directory; unlink the
 		// deleted ones still on its list.
+		if fs.base != nil {
+			fs.dropWhiteouts(off)
+		}
 		fs.sweepDir(off)
+	}
+	if fs.base.has(r.Load(off + inIno)) {
+		// The entry of a base inode stays on its chain as a tombstone:
+		// without it the base inode would come back.
+		return
 	}
 	fs.mark(off, inNext)
 	fs.find(fs.bucketFor(r.Load(off+inIno)), inNext, false, func(uint64) (bool, error) { return false, nil })

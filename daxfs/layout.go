@@ -94,6 +94,13 @@ type Superblock struct {
 	PoolOff     uint64
 	Created     uint64
 	UUID        [16]byte
+
+	// Base image (base.go); all zero in empty mode.
+	Mode        Mode
+	BaseInodes  uint64 // base inode numbers are 1..BaseInodes
+	BaseOff     uint64 // absolute offset of the base extent
+	BaseLen     uint64
+	BackingSize uint64 // split: size of the backing file
 }
 
 // Superblock byte layout (little-endian):
@@ -115,7 +122,13 @@ type Superblock struct {
 //	96   8   root inode number (1)
 //	104  8   created, unix ns
 //	112  16  uuid
-//	128  ..  zero
+//	128  4   mode: 0 empty, 1 static, 2 split (base.go)
+//	132  4   zero
+//	136  8   base inode count N (0 in empty mode)
+//	144  8   base extent offset (absolute; 0 in empty mode)
+//	152  8   base extent length
+//	160  8   backing file size (split mode; else 0)
+//	168  ..  zero
 //	4088 8   CRC-64/ECMA of bytes [0, 4088)
 const superCRC = superSize - 8
 
@@ -206,6 +219,11 @@ func (sb *Superblock) Encode() []byte {
 	le.PutUint64(b[96:], RootIno)
 	le.PutUint64(b[104:], sb.Created)
 	copy(b[112:128], sb.UUID[:])
+	le.PutUint32(b[128:], uint32(sb.Mode))
+	le.PutUint64(b[136:], sb.BaseInodes)
+	le.PutUint64(b[144:], sb.BaseOff)
+	le.PutUint64(b[152:], sb.BaseLen)
+	le.PutUint64(b[160:], sb.BackingSize)
 	le.PutUint64(b[superCRC:], crc64.Checksum(b[:superCRC], crcTab))
 	return b
 }
@@ -270,7 +288,32 @@ func DecodeSuperblock(b []byte, off, n uint64) (*Superblock, error) {
 	if err := field("pool_offset", le.Uint64(b[72:]), want.PoolOff-off); err != nil {
 		return nil, err
 	}
-	for i := 128; i < superCRC; i++ {
+	mode := Mode(le.Uint32(b[128:]))
+	want.BaseInodes, want.BaseOff, want.BaseLen, want.BackingSize = le.Uint64(b[136:]), le.Uint64(b[144:]), le.Uint64(b[152:]), le.Uint64(b[160:])
+	switch mode {
+	case ModeEmpty:
+		if want.BaseInodes|want.BaseOff|want.BaseLen|want.BackingSize != 0 {
+			return nil, fmt.Errorf("%w: superblock of an empty-mode daxfs has base image fields set", ErrBadFormat)
+		}
+	case ModeStatic, ModeSplit:
+		if want.BaseInodes < 1 || want.BaseInodes > maxBaseInodes {
+			return nil, fmt.Errorf("%w: superblock field base_inodes is %d", ErrBadFormat, want.BaseInodes)
+		}
+		if want.BaseOff%BlockSize != 0 || want.BaseLen < baseHdrSize || want.BaseOff+want.BaseLen < want.BaseOff ||
+			(want.BaseOff < off+n && off < want.BaseOff+want.BaseLen) {
+			return nil, fmt.Errorf("%w: superblock field base_offset/base_length [%#x, +%#x) is misaligned or overlaps the daxfs extent", ErrBadFormat, want.BaseOff, want.BaseLen)
+		}
+		if mode == ModeStatic && want.BackingSize != 0 {
+			return nil, fmt.Errorf("%w: superblock field backing_size is %d in static mode", ErrBadFormat, want.BackingSize)
+		}
+	default:
+		return nil, fmt.Errorf("%w: superblock field mode is %d, want 0, 1 or 2", ErrBadFormat, mode)
+	}
+	want.Mode = mode
+	if le.Uint32(b[132:]) != 0 {
+		return nil, fmt.Errorf("%w: reserved superblock byte 132 is not zero", ErrBadFormat)
+	}
+	for i := 168; i < superCRC; i++ {
 		if b[i] != 0 {
 			return nil, fmt.Errorf("%w: reserved superblock byte %d is not zero", ErrBadFormat, i)
 		}

@@ -58,9 +58,18 @@ func (fs *FS) Rename(oldParent Ino, oldName string, newParent Ino, newName strin
 			return err
 		}
 		if s == 0 {
+			// A base name moves through an overlay dirent (base_overlay.go).
+			if ok, err := fs.materialiseName(oldParent, srcDir, oldName); err != nil {
+				return err
+			} else if ok {
+				continue
+			}
 			return fmt.Errorf("daxfs: rename %q in %d: %w", oldName, oldParent, ErrNotExist)
 		}
 		c := r.Load(s + deChild)
+		if isWhiteout(c) {
+			return fmt.Errorf("daxfs: rename %q in %d: %w", oldName, oldParent, ErrNotExist)
+		}
 		if !childLive(c) {
 			continue
 		}
@@ -74,9 +83,12 @@ func (fs *FS) Rename(oldParent Ino, oldName string, newParent Ino, newName strin
 			return nil
 		}
 		x := c & childIno
-		xOff, err := fs.inode(x)
+		xOff, err := fs.inodeW(g, x)
 		if err != nil {
 			continue
+		}
+		if _, err := fs.materialiseName(newParent, dstDir, newName); err != nil {
+			return err
 		}
 		isDir := uint32(r.Load(xOff+inMode))&modeType == modeDir
 		g.setIntent(intentRename, s, 0, 0, x, 0)
@@ -146,6 +158,16 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 	case err == nil:
 		bound = n
 		fs.push(dirOffHead(dstDir), deDnext, n, nil)
+	case errors.Is(err, ErrExist) && isWhiteout(r.Load(existing+deChild)):
+		// A deleted base name: bind it (the directory count stays reserved).
+		g.setIntentArg(1, 0)
+		fs.free(n)
+		g.setIntentArg(2, existing)
+		if !fs.bindWhiteout(existing, c) {
+			fs.unreserve(dstDir)
+			return abort(errRetry)
+		}
+		bound = existing
 	case errors.Is(err, ErrExist):
 		g.setIntentArg(1, 0)
 		fs.free(n)
@@ -204,11 +226,20 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 		return abort(err)
 	}
 	_ = bound
-	// The source goes away; nobody else can change a MOVING word.
-	if !r.CAS(s+deChild, c|childMoving, c|childDead) {
+	// The source goes away; nobody else can change a MOVING word. A base
+	// name stays hidden by its dirent, now a whiteout.
+	gone := c | childDead
+	if nm, err := fs.direntName(s); err == nil {
+		if _, _, ok := fs.baseName(oldParent, string(nm)); ok {
+			gone = whiteoutWord(x)
+		}
+	}
+	if !r.CAS(s+deChild, c|childMoving, gone) {
 		panic(fmt.Sprintf("daxfs: rename: source dirent %#x changed while MOVING", s))
 	}
-	fs.deleteDirent(s, srcDir)
+	if gone&childDead != 0 {
+		fs.deleteDirent(s, srcDir)
+	}
 	fs.unreserve(srcDir)
 	if isDir {
 		r.Store(xOff+inParent, newParent)

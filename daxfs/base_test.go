@@ -1,0 +1,352 @@
+package daxfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/daxwio/daxwio/cxl"
+)
+
+// genTree writes a deterministic tree of about n entries under dir: empty,
+// small and multi-MiB files, deep directories, odd but legal names,
+// symlinks (relative, absolute, dangling), hard links, varied modes,
+// owners and times.
+func genTree(t testing.TB, dir string, n int, bigFiles int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	odd := []string{"sp ace", "tab\tname", "new\nline", "ünïcödé-ファイル", "-dash", "..dots", "...", ".hidden",
+		"back\\slash", "q\"uote", "star*", "q?mark", "emoji-😀", strings.Repeat("L", 255), "#hash", "%pct", "~tilde", "a:b", "\x01ctl"}
+	dirs := []string{dir}
+	// A deep chain.
+	deep := dir
+	for i := range 40 {
+		deep = filepath.Join(deep, fmt.Sprintf("d%02d", i))
+		must(t, os.Mkdir(deep, 0o755))
+		dirs = append(dirs, deep)
+	}
+	var files []string
+	count := 41
+	for count < n {
+		parent := dirs[rng.IntN(len(dirs))]
+		var name string
+		if rng.IntN(20) == 0 {
+			name = odd[rng.IntN(len(odd))] + fmt.Sprint(count)
+			if len(name) > 255 {
+				name = name[:255]
+			}
+		} else {
+			name = fmt.Sprintf("e%05d", count)
+		}
+		p := filepath.Join(parent, name)
+		switch k := rng.IntN(100); {
+		case k < 10:
+			if os.Mkdir(p, os.FileMode(0o700|rng.IntN(0o100))) != nil {
+				continue
+			}
+			dirs = append(dirs, p)
+		case k < 20:
+			if os.WriteFile(p, nil, 0o644) != nil {
+				continue
+			}
+			files = append(files, p)
+		case k < 75:
+			b := make([]byte, rng.IntN(3*BlockSize))
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			if os.WriteFile(p, b, os.FileMode(0o400|rng.IntN(0o400))) != nil {
+				continue
+			}
+			files = append(files, p)
+		case k < 85:
+			var target string
+			switch rng.IntN(3) {
+			case 0:
+				target = "../" + name
+			case 1:
+				target = "/abs/target/" + name
+			default:
+				target = "dangling-" + fmt.Sprint(count)
+			}
+			if os.Symlink(target, p) != nil {
+				continue
+			}
+		case k < 92 && len(files) > 0:
+			if os.Link(files[rng.IntN(len(files))], p) != nil {
+				continue
+			}
+		default:
+			if os.WriteFile(p, []byte(name), 0o644) != nil {
+				continue
+			}
+			files = append(files, p)
+		}
+		if rng.IntN(10) == 0 {
+			os.Lchown(p, rng.IntN(5000), rng.IntN(5000))
+		}
+		ts := time.Unix(int64(1e9+rng.IntN(1e8)), int64(rng.IntN(1e9)))
+		os.Chtimes(p, ts, ts)
+		count++
+	}
+	for i := range bigFiles {
+		b := make([]byte, (2+i)<<20+123)
+		for j := range b {
+			b[j] = byte(j*7 + i)
+		}
+		must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("big%d", i)), b, 0o640))
+	}
+	must(t, os.Mkdir(filepath.Join(dir, "emptydir"), 0o755))
+	must(t, syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600))
+}
+
+// mkfsTree formats a region of mode from dir and returns its path (and the
+// backing file's in split mode).
+func mkfsTree(t testing.TB, dir string, mode Mode) (string, string, *BaseTree) {
+	t.Helper()
+	tree, err := ScanTree(dir, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := regionPath(t)
+	var backing string
+	if mode == ModeSplit {
+		backing = path + ".backing"
+		t.Cleanup(func() { os.Remove(backing) })
+	}
+	size := int64(tree.ImageSize()) + 48<<20
+	r, err := cxl.Open(path, cxl.OpenOptions{Create: true, Size: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := Mkfs(r, MkfsOptions{MaxHosts: 8, Lease: 2 * time.Second, Tree: tree, Backing: backing}); err != nil {
+		t.Fatal(err)
+	}
+	return path, backing, tree
+}
+
+// compareTree checks that every entry under dir reads back equal through p.
+func compareTree(t testing.TB, p *Paths, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.Walk(dir, func(path string, st os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		rel = "/" + rel
+		if rel == "/." {
+			rel = "/"
+		}
+		n++
+		a, err := p.Lstat(rel)
+		if err != nil {
+			t.Fatalf("lstat %q: %v", rel, err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if a.Mode != uint32(sys.Mode) || a.Uid != sys.Uid || a.Gid != sys.Gid {
+			t.Fatalf("%q: mode %o uid %d gid %d, want %o %d %d", rel, a.Mode, a.Uid, a.Gid, sys.Mode, sys.Uid, sys.Gid)
+		}
+		if !st.IsDir() && a.Nlink != uint32(sys.Nlink) {
+			t.Fatalf("%q: nlink %d, want %d", rel, a.Nlink, sys.Nlink)
+		}
+		if a.Mtime.UnixNano() != sys.Mtim.Nano() {
+			t.Fatalf("%q: mtime %v, want %v", rel, a.Mtime, st.ModTime())
+		}
+		switch {
+		case st.Mode()&os.ModeSymlink != 0:
+			want, _ := os.Readlink(path)
+			got, err := p.Readlink(rel)
+			if err != nil || got != want {
+				t.Fatalf("readlink %q = %q %v, want %q", rel, got, err, want)
+			}
+		case st.Mode().IsRegular():
+			want, _ := os.ReadFile(path)
+			got, err := p.ReadFile(rel)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read %q: %d bytes %v, want %d bytes", rel, len(got), err, len(want))
+			}
+		case st.IsDir():
+			ents, err := p.ReadDir(rel)
+			if err != nil {
+				t.Fatalf("readdir %q: %v", rel, err)
+			}
+			want, _ := os.ReadDir(path)
+			if len(ents) != len(want) {
+				t.Fatalf("readdir %q: %d entries, want %d", rel, len(ents), len(want))
+			}
+			for i := range want {
+				if ents[i].Name != want[i].Name() {
+					t.Fatalf("readdir %q: entry %d is %q, want %q", rel, i, ents[i].Name, want[i].Name())
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func treeSize() int {
+	if os.Getenv("DAXFS_HEAVY") != "" {
+		return 100000
+	}
+	return 10000
+}
+
+func TestBaseRoundTrip(t *testing.T) {
+	src := t.TempDir()
+	genTree(t, src, treeSize(), 2)
+	for _, mode := range []Mode{ModeStatic, ModeSplit} {
+		t.Run(mode.String(), func(t *testing.T) {
+			path, _, tree := mkfsTree(t, src, mode)
+			if tree.Entries() < 10000 {
+				t.Fatalf("tree has %d entries, want >= 10000", tree.Entries())
+			}
+			fs := openFS(t, path)
+			if got := fs.Superblock().Mode; got != mode {
+				t.Fatalf("mode %v", got)
+			}
+			n := compareTree(t, fs.Paths(0, 0), src)
+			t.Logf("%v: %d entries, %d inodes, %d hard links, %d MiB of files compared", mode, n, tree.Inodes(), tree.HardLinks, tree.FileBytes>>20)
+			if mode == ModeStatic {
+				if err := fs.Paths(0, 0).WriteFile("/new", []byte("x"), 0o644); !errors.Is(err, ErrReadOnly) {
+					t.Fatalf("write to a static image: %v", err)
+				}
+				if err := fs.Paths(0, 0).Remove("/big0"); !errors.Is(err, ErrReadOnly) {
+					t.Fatalf("remove in a static image: %v", err)
+				}
+			}
+			rep := fs.Check()
+			if !rep.OK() {
+				t.Fatalf("check: %v", rep.Problems)
+			}
+		})
+	}
+}
+
+// smallTree is a tiny tree for the overlay tests.
+func smallTree(t testing.TB) string {
+	src := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(src, "a/b"), 0o755))
+	big := make([]byte, 5*BlockSize+100)
+	for i := range big {
+		big[i] = byte(i%251 + 1)
+	}
+	must(t, os.WriteFile(filepath.Join(src, "a/big"), big, 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "a/small"), []byte("hello base"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "a/b/c"), []byte("ccc"), 0o600))
+	must(t, os.Link(filepath.Join(src, "a/small"), filepath.Join(src, "hard")))
+	must(t, os.Symlink("a/small", filepath.Join(src, "link")))
+	return src
+}
+
+func TestBaseCopyOnWrite(t *testing.T) {
+	src := smallTree(t)
+	path, _, _ := mkfsTree(t, src, ModeSplit)
+	fs := openFS(t, path)
+	p := fs.Paths(0, 0)
+	big, _ := os.ReadFile(filepath.Join(src, "a/big"))
+
+	// Partial-page write in the middle: the rest of the page and the
+	// other pages still come from the base.
+	f, err := p.OpenFile("/a/big", os.O_RDWR, 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte("XYZ"), BlockSize+10)
+	must(t, err)
+	copy(big[BlockSize+10:], "XYZ")
+	got, _ := p.ReadFile("/a/big")
+	if !bytes.Equal(got, big) {
+		t.Fatal("read after a partial write differs")
+	}
+	// Truncate into page 2 then re-extend: base bytes past the cut never
+	// come back.
+	must(t, f.Truncate(2*BlockSize+5))
+	must(t, f.Truncate(5*BlockSize))
+	want := append(append([]byte(nil), big[:2*BlockSize+5]...), make([]byte, 3*BlockSize-5)...)
+	got, _ = p.ReadFile("/a/big")
+	if !bytes.Equal(got, want) {
+		t.Fatal("base bytes reappeared after truncate and re-extend")
+	}
+	f.Close()
+	// Hard links share the materialised inode.
+	must(t, p.WriteFile("/a/small", []byte("changed"), 0o644))
+	if b, _ := p.ReadFile("/hard"); string(b) != "changed" {
+		t.Fatalf("hard link reads %q", b)
+	}
+	if b, _ := p.ReadFile("/link"); string(b) != "changed" {
+		t.Fatalf("symlink reads %q", b)
+	}
+
+	// Delete and re-create base names; readdir never lists one twice.
+	must(t, p.Remove("/a/b/c"))
+	if _, err := p.Stat("/a/b/c"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("stat removed base file: %v", err)
+	}
+	must(t, p.Remove("/a/b"))
+	if err := p.Remove("/a/b"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("second remove: %v", err)
+	}
+	must(t, p.Mkdir("/a/b", 0o700))
+	must(t, p.WriteFile("/a/b/c", []byte("new c"), 0o644))
+	if err := p.Mkdir("/a/b", 0o700); !errors.Is(err, ErrExist) {
+		t.Fatalf("mkdir over a re-created base name: %v", err)
+	}
+	must(t, p.WriteFile("/a/new", []byte("n"), 0o644))
+	if err := p.Mkdir("/a/small", 0o700); !errors.Is(err, ErrExist) {
+		t.Fatalf("mkdir over a base name: %v", err)
+	}
+	ents, err := p.ReadDir("/a")
+	must(t, err)
+	names := entNames(ents)
+	if fmt.Sprint(names) != "[b big new small]" {
+		t.Fatalf("readdir /a: %v", names)
+	}
+	if b, _ := p.ReadFile("/a/b/c"); string(b) != "new c" {
+		t.Fatalf("re-created file reads %q", b)
+	}
+	// Rename a base name away and back over a whiteout.
+	must(t, p.Rename("/a/small", "/moved"))
+	if _, err := p.Stat("/a/small"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("renamed base name still there: %v", err)
+	}
+	must(t, p.Rename("/moved", "/a/small"))
+	if b, _ := p.ReadFile("/a/small"); string(b) != "changed" {
+		t.Fatalf("renamed back reads %q", b)
+	}
+	// Rename over a base name replaces it.
+	must(t, p.Rename("/a/new", "/hard"))
+	a, _ := p.Stat("/a/small")
+	if a.Nlink != 1 {
+		t.Fatalf("nlink after replacing a hard link: %d", a.Nlink)
+	}
+	ents, _ = p.ReadDir("/")
+	if fmt.Sprint(entNames(ents)) != "[a hard link]" {
+		t.Fatalf("readdir /: %v", entNames(ents))
+	}
+	// New inode numbers follow the base's.
+	st, _ := p.Stat("/a/b")
+	if st.Ino <= fs.Superblock().BaseInodes {
+		t.Fatalf("new directory has base inode number %d", st.Ino)
+	}
+	rep := fs.Check()
+	if !rep.OK() {
+		t.Fatalf("check: %v", rep.Problems)
+	}
+	// A second mount sees the same.
+	fs2 := openFS(t, path)
+	ents, _ = fs2.Paths(0, 0).ReadDir("/a")
+	if fmt.Sprint(entNames(ents)) != "[b big small]" {
+		t.Fatalf("second mount readdir /a: %v", entNames(ents))
+	}
+}
