@@ -118,7 +118,10 @@ func TestInProcessMigrations(t *testing.T) {
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 10)
-	const n = 300
+	n := uint64(300)
+	if raceEnabled {
+		n = 100
+	}
 	for ci, e := range examples.All() {
 		wg.Add(1)
 		go func() {
@@ -126,7 +129,7 @@ func TestInProcessMigrations(t *testing.T) {
 			c := NewClient(p.a, p.host)
 			twin, _ := abi.NewTwin(e.New(), e.StateSize, e.Arg)
 			r := rand.New(rand.NewPCG(uint64(ci), 9))
-			for k := 0; k < n; k++ {
+			for k := uint64(0); k < n; k++ {
 				in := e.Gen(r, 1+r.IntN(2000))
 				got, err := c.Call(ctx, e.Name, in)
 				if err != nil {
@@ -145,22 +148,29 @@ func TestInProcessMigrations(t *testing.T) {
 	go func() { wg.Wait(); close(done) }()
 	migs := 0
 	r := rand.New(rand.NewPCG(7, 7))
+	var failed error
 loop:
 	for {
 		select {
 		case <-done:
 			break loop
-		case err := <-errc:
-			t.Fatal(err)
+		case failed = <-errc:
+			break loop
 		default:
 		}
 		e := examples.All()[r.IntN(5)]
 		if err := p.a.Migrate(ctx, e.Name, Side(r.IntN(2))); errors.Is(err, ErrAborted) {
 			t.Logf("aborted: %v", err)
 		} else if err != nil {
-			t.Fatal(err)
+			failed = err
+			break
 		}
 		migs++
+	}
+	if failed != nil {
+		cancel() // stop the clients before the region is unmapped
+		wg.Wait()
+		t.Fatal(failed)
 	}
 	select {
 	case err := <-errc:

@@ -167,6 +167,12 @@ func (c *Client) take(d *desc, t Ticket, dst []byte) ([]byte, error) {
 	w := a.load(so + slWord)
 	sw := decodeSlot(w)
 	if sw.seq != t.Seq&seqMask || sw.state != slotReady {
+		if err := c.host.Err(); err != nil {
+			// This client missed its lease and was declared dead, so its
+			// completed slot was reclaimed: the request completed once,
+			// but its output is gone.
+			return nil, fmt.Errorf("actors: %s: output of request %d reclaimed after this client was fenced: %w", d.Name, t.Seq, err)
+		}
 		return nil, fmt.Errorf("actors: %s: slot of request %d holds %+v: %w", d.Name, t.Seq, sw, ErrCorrupt)
 	}
 	n, status, err := slotResult(a.load(so+slResult), d.OutCap)

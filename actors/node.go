@@ -158,9 +158,12 @@ type worker struct {
 	e   uint64
 	met *actorMetrics
 
-	inst    *Instance
-	instErr error
-	my      uint64 // epoch we own the actor at; 0 = not owner
+	inst      *Instance
+	instErr   error
+	instFails int
+	preparing bool
+	ready     chan instResult
+	my        uint64 // epoch we own the actor at; 0 = not owner
 
 	blackoutPending bool
 	holeSeq         uint64
@@ -178,10 +181,14 @@ func (w *worker) run(ctx context.Context) {
 	var b backoff
 	// Instantiate up front on both sides, so a migration costs a switch,
 	// not an instantiation.
-	if err := w.ensureInstance(ctx); err != nil {
-		w.n.logf("%s: cannot instantiate here: %v", w.d.Name, err)
-	}
+	w.ready = make(chan instResult, 1)
+	w.instance(ctx)
 	defer func() {
+		if w.preparing {
+			if r := <-w.ready; r.inst != nil {
+				r.inst.Close(context.Background())
+			}
+		}
 		if w.inst != nil {
 			w.inst.Close(context.Background())
 		}
@@ -221,7 +228,10 @@ func (w *worker) run(ctx context.Context) {
 			w.drain(ow, o)
 			continue
 		case o.state == ownHandoff && o.side == me:
-			if err := w.ensureInstance(ctx); err != nil {
+			if _, err := w.instance(ctx); err == errNotReady {
+				runtimeGosched()
+				continue
+			} else if err != nil {
 				// Abort: the old side resumes.
 				back := owner{state: ownRunning, side: otherSide(me), epoch: o.epoch + 1}
 				if a.cas(w.e+enOwner, ow, back.word()) {
@@ -249,8 +259,8 @@ func (w *worker) run(ctx context.Context) {
 			}
 		case (o.state == ownRunning || o.state == ownDraining) && o.side != me:
 			if o.state == ownDraining && o.target == me {
-				w.ensureInstance(ctx) // prepare before the handoff
-				busy = true           // poll eagerly: the handoff is near
+				w.instance(ctx) // prepare before the handoff
+				busy = true     // poll eagerly: the handoff is near
 			}
 			if a.sideFenced(o.side) {
 				if a.cas(w.e+enOwner, ow, owner{state: ownRunning, side: me, epoch: o.epoch + 1}.word()) {
@@ -351,27 +361,55 @@ func (w *worker) drain(ow uint64, o owner) {
 	}
 }
 
-func (w *worker) ensureInstance(ctx context.Context) error {
+// errNotReady: the instance is still being prepared in the background.
+var errNotReady = errors.New("actors: instance not ready yet")
+
+type instResult struct {
+	inst *Instance
+	err  error
+}
+
+// instance returns a ready instance. Instantiation (tens of milliseconds
+// for a Go guest, far more on a loaded machine) runs in the background so
+// the worker keeps following the owner word meanwhile: until it is done,
+// instance starts it if needed and returns errNotReady.
+func (w *worker) instance(ctx context.Context) (*Instance, error) {
 	if w.inst != nil && w.inst.Broken() == nil {
-		return nil
+		return w.inst, nil
 	}
 	if w.inst != nil {
 		w.inst.Close(context.Background())
 		w.inst = nil
 	}
-	compile := w.n.rt.Compile
-	if w.d.Trusted {
-		compile = w.n.rt.CompileTrusted
+	if w.preparing {
+		select {
+		case r := <-w.ready:
+			w.preparing = false
+			if r.err != nil {
+				w.instErr = r.err
+				return nil, r.err
+			}
+			w.inst = r.inst
+			w.met.instantiations.Inc()
+			return w.inst, nil
+		default:
+			return nil, errNotReady
+		}
 	}
-	m, err := compile(ctx, w.n.a.module(w.d))
-	if err == nil {
-		w.inst, err = m.Instantiate(ctx, w.d.Name, uint32(w.d.InCap))
-	}
-	w.instErr = err
-	if err == nil {
-		w.met.instantiations.Inc()
-	}
-	return err
+	w.preparing = true
+	go func() {
+		compile := w.n.rt.Compile
+		if w.d.Trusted {
+			compile = w.n.rt.CompileTrusted
+		}
+		m, err := compile(ctx, w.n.a.module(w.d))
+		var inst *Instance
+		if err == nil {
+			inst, err = m.Instantiate(ctx, w.d.Name, uint32(w.d.InCap))
+		}
+		w.ready <- instResult{inst, err}
+	}()
+	return nil, errNotReady
 }
 
 // txn is one request's view of the state arena: reads see the published
@@ -525,17 +563,30 @@ func (w *worker) process(ctx context.Context, c, s, so uint64) bool {
 	if inLen > d.InCap {
 		return w.complete(c, s, so, nil, stTooLarge, []byte(fmt.Sprintf("request length %d over %d", inLen, d.InCap)))
 	}
-	if err := w.ensureInstance(ctx); err != nil {
+	inst, err := w.instance(ctx)
+	if err == errNotReady {
+		return false
+	}
+	if err != nil {
+		// Instantiation can fail for passing reasons (a deadline on a
+		// loaded machine): leave the request in the ring and retry; only
+		// a module that keeps failing turns its request into an error.
+		w.instFails++
+		if w.instFails < 3 || ctx.Err() != nil {
+			w.n.logf("%s: request %d waits: %v", d.Name, s, err)
+			return false
+		}
+		w.instFails = 0
 		return w.complete(c, s, so, nil, stBadModule, []byte(err.Error()))
 	}
+	w.instFails = 0
 	tx := w.txn(c)
 	var out []byte
-	var err error
 	if w.n.o.Exec != nil {
 		ran := false
 		xerr := w.n.o.Exec(ctx, func() error {
 			ran = true
-			out, err = w.inst.Handle(ctx, tx, a.bytes(so+slData, inLen))
+			out, err = inst.Handle(ctx, tx, a.bytes(so+slData, inLen))
 			return nil
 		})
 		if !ran {
@@ -544,7 +595,7 @@ func (w *worker) process(ctx context.Context, c, s, so uint64) bool {
 			return false
 		}
 	} else {
-		out, err = w.inst.Handle(ctx, tx, a.bytes(so+slData, inLen))
+		out, err = inst.Handle(ctx, tx, a.bytes(so+slData, inLen))
 	}
 	status := stOK
 	switch {

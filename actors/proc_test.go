@@ -242,7 +242,9 @@ type mpResult struct{ migrations, aborted int }
 func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 	dir := t.TempDir()
 	region := filepath.Join(dir, "region")
-	testRegion(t, region, time.Second, ArenaOptions{Slots: 16, MaxRequest: 4096})
+	// A 3s lease: on a loaded 2-core machine under -race, heartbeat
+	// goroutines can be starved for over a second.
+	testRegion(t, region, 3*time.Second, ArenaOptions{Slots: 16, MaxRequest: 4096})
 	p := openProc(t, region, "parent")
 	deployed := []examples.Example{}
 	rt := newTestRuntime(t, RuntimeConfig{})
@@ -407,6 +409,9 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 // random migrations.
 func TestMultiProcessExactlyOnce(t *testing.T) {
 	cfg := mpConfig{clients: 3, perClient: 1500, depth: 8, names: []string{"crc32c", "logfmt", "upper", "filter"}}
+	if raceEnabled {
+		cfg.perClient = 400
+	}
 	if *soak {
 		cfg = mpConfig{clients: 4, perClient: 250000, depth: 8, maxMigrations: 10500, names: []string{"crc32c", "logfmt", "upper", "filter", "lz4"}}
 	}
@@ -416,5 +421,9 @@ func TestMultiProcessExactlyOnce(t *testing.T) {
 // TestKillOwnerMidStream: SIGKILL of the daemon owning most actors while
 // clients stream; the other side takes over; nothing lost or doubled.
 func TestKillOwnerMidStream(t *testing.T) {
-	runMultiProcess(t, mpConfig{clients: 2, perClient: 1500, depth: 4, killAfter: 20, names: []string{"crc32c", "logfmt", "upper"}})
+	cfg := mpConfig{clients: 2, perClient: 1500, depth: 4, killAfter: 20, names: []string{"crc32c", "logfmt", "upper"}}
+	if raceEnabled {
+		cfg.perClient = 400
+	}
+	runMultiProcess(t, cfg)
 }

@@ -41,9 +41,11 @@ type RuntimeConfig struct {
 	// MemoryLimitPages caps every instance's linear memory (64 KiB pages);
 	// 0 means 2048 (128 MiB).
 	MemoryLimitPages uint32
-	// CallTimeout is the deadline of one init, handle or flush call; 0
-	// means 2s.
+	// CallTimeout is the deadline of one handle or flush call; 0 means 2s.
 	CallTimeout time.Duration
+	// InitTimeout is the deadline of instantiation (a Go guest starts its
+	// runtime in _initialize) and of wio_input and wio_init; 0 means 30s.
+	InitTimeout time.Duration
 	// Log receives actor log lines and guest stderr; nil discards them.
 	Log io.Writer
 }
@@ -71,6 +73,9 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	}
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = 2 * time.Second
+	}
+	if cfg.InitTimeout == 0 {
+		cfg.InitTimeout = 30 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
@@ -345,7 +350,10 @@ type Instance struct {
 	state   StateAccess
 	stack   [1]uint64
 	broken  error
-	timeout time.Duration
+	timeout time.Duration // of the call in progress
+	// callTimeout is the deadline of handle and flush calls (0: none,
+	// for trusted actors).
+	callTimeout time.Duration
 }
 
 // Instantiate creates an instance whose input buffer holds maxInput bytes.
@@ -359,11 +367,8 @@ func (m *Module) Instantiate(ctx context.Context, name string, maxInput uint32) 
 		WithStartFunctions("_initialize").
 		WithStderr(r.cfg.Log).WithStdout(r.cfg.Log).
 		WithSysNanotime().WithSysWalltime()
-	i := &Instance{r: r, name: name, timeout: r.cfg.CallTimeout}
-	if m.trusted {
-		i.timeout = 0
-	}
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	i := &Instance{r: r, name: name, timeout: r.cfg.InitTimeout}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.InitTimeout)
 	defer cancel()
 	mod, err := r.rt[!m.trusted].InstantiateModule(cctx, m.cm, cfg)
 	if err != nil {
@@ -381,6 +386,10 @@ func (m *Module) Instantiate(ctx context.Context, name string, maxInput uint32) 
 		return nil, fmt.Errorf("actors: %s: wio_input(%d): %w", name, maxInput, err)
 	}
 	i.inPtr, i.inCap = uint32(i.stack[0]), maxInput
+	i.callTimeout = r.cfg.CallTimeout
+	if m.trusted {
+		i.callTimeout = 0
+	}
 	if uint64(i.inPtr)+uint64(maxInput) > uint64(i.mem.Size()) {
 		i.Close(ctx)
 		return nil, fmt.Errorf("actors: %s: wio_input returned [%d,+%d) outside memory of %d bytes: %w",
@@ -447,6 +456,7 @@ func (i *Instance) Init(ctx context.Context, st StateAccess, arg []byte) error {
 	i.state = st
 	defer func() { i.state = nil }()
 	i.stack[0] = uint64(len(arg))
+	i.timeout = i.r.cfg.InitTimeout
 	if err := i.call(ctx, i.initF); err != nil {
 		return fmt.Errorf("actors: %s: wio_init: %w", i.name, err)
 	}
@@ -464,6 +474,7 @@ func (i *Instance) Handle(ctx context.Context, st StateAccess, in []byte) ([]byt
 	}
 	i.state = st
 	i.stack[0] = uint64(len(in))
+	i.timeout = i.callTimeout
 	err := i.call(ctx, i.handle)
 	i.state = nil
 	if err != nil {
@@ -498,6 +509,7 @@ func (i *Instance) Flush(ctx context.Context, st StateAccess) error {
 		return nil
 	}
 	i.state = st
+	i.timeout = i.callTimeout
 	err := i.call(ctx, i.flush)
 	i.state = nil
 	if err != nil {
