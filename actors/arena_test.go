@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -77,7 +78,11 @@ func startNodeRT(t testing.TB, ctx context.Context, path string, side Side, cfg 
 	t.Helper()
 	p := openProc(t, path, side.String())
 	rt := newTestRuntime(t, cfg)
-	n, err := NewNode(p.a, p.host, side, rt, NodeOptions{Log: testLog{t}})
+	var log io.Writer = testLog{t}
+	if _, ok := t.(*testing.B); ok || quietNodes {
+		log = nil
+	}
+	n, err := NewNode(p.a, p.host, side, rt, NodeOptions{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +193,9 @@ loop:
 }
 
 type testLog struct{ t testing.TB }
+
+// quietNodes turns node logging off (benchmarks measure without it).
+var quietNodes bool
 
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(string(bytes.TrimRight(p, "\n")))

@@ -276,6 +276,8 @@ func TestBenchJSON(t *testing.T) {
 		inst[name+"_instantiate_ms"] = ns(i) / 1e6
 	}
 	res["instantiation"] = inst
+	quietNodes = true
+	defer func() { quietNodes = false }()
 	var bos []map[string]any
 	for _, depth := range []int{1, 8, 64} {
 		bo := blackouts(t, depth, 300)

@@ -98,6 +98,9 @@ func NewNode(a *Arena, host *cxl.Host, side Side, rt *Runtime, o NodeOptions) (*
 }
 
 func (n *Node) logf(format string, args ...any) {
+	if n.o.Log == io.Discard {
+		return // ownership changes are on the blackout's critical path
+	}
 	fmt.Fprintf(n.o.Log, "wio %v: "+format+"\n", append([]any{n.side}, args...)...)
 }
 

@@ -68,22 +68,36 @@ func open(path, name string, ao *actors.ArenaOptions) (*session, error) {
 	return s, nil
 }
 
-// create makes and formats a region file holding only an actors extent.
+// create makes and formats a region file holding only an actors extent,
+// if path does not exist. It formats a temporary file and links it into
+// place, so two daemons started together never see a half-formatted
+// region (the loser of the link finds the winner's).
 func create(path string, size int64, lease time.Duration) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
+	if strings.HasPrefix(path, "/dev/dax") || strings.HasPrefix(path, "/sys/") {
+		return fmt.Errorf("region %s does not exist (only regular files are created)", path)
+	}
 	if size < 8<<20 {
 		return fmt.Errorf("region size %d: want at least 8 MiB", size)
 	}
-	r, err := cxl.Open(path, cxl.OpenOptions{Create: true, Size: size})
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	defer os.Remove(tmp)
+	r, err := cxl.Open(tmp, cxl.OpenOptions{Create: true, Size: size})
 	if err != nil {
 		return err
 	}
-	defer r.Close()
 	_, err = cxl.Format(r, cxl.FormatOptions{Lease: lease,
 		Extents: []cxl.ExtentSpec{{Name: actors.ExtentName, Size: uint64(size) - 1<<20}}})
-	return err
+	r.Close()
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("create region %s: %w", path, err)
+	}
+	return nil
 }
 
 // parseSize parses 64M, 1G, 4096.

@@ -50,7 +50,7 @@ func init() {
 				"migrations. It stops on SIGINT/SIGTERM, handing its actors to the other side.", side),
 			setup: func(fs *flag.FlagSet) {
 				f.region.add(fs)
-				fs.BoolVar(&f.create, "create", false, "create and format the region file if it does not exist")
+				fs.BoolVar(&f.create, "create", true, "create and format the region file (with only an actors extent) if it does not exist")
 				fs.StringVar(&f.size, "size", "256M", "size of a region created with --create")
 				fs.DurationVar(&f.lease, "lease", cxl.DefaultLease, "host heartbeat lease of a region created with --create")
 				fs.StringVar(&f.cache, "cache", defaultCacheDir(), "wazero compilation cache directory (\"\" keeps it in memory)")
