@@ -229,7 +229,7 @@ func startDaemon(t testing.TB, region string, side Side) *daemonProc {
 
 type mpConfig struct {
 	clients, perClient, depth int
-	killAfter                 int // migrations before SIGKILL of an owning daemon; 0 = never
+	kills                     []int // migration counts at which to SIGKILL an owning daemon
 	maxMigrations             int
 	names                     []string
 }
@@ -275,7 +275,7 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 	defer cancel()
 	r := rand.New(rand.NewPCG(11, 12))
 	var res mpResult
-	finished, killed := 0, false
+	finished, killed := 0, 0
 	for finished < cfg.clients {
 		select {
 		case err := <-done:
@@ -299,7 +299,7 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 				continue
 			}
 		}
-		if cfg.killAfter > 0 && res.migrations == cfg.killAfter && !killed {
+		if killed < len(cfg.kills) && res.migrations >= cfg.kills[killed] {
 			// SIGKILL the side that owns the most actors, mid-stream.
 			infos, _ := p.a.Status()
 			count := map[string]int{}
@@ -313,7 +313,7 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 			t.Logf("SIGKILL %v daemon (pid %d) owning %d actors", victim, daemons[victim].cmd.Process.Pid, count[victim.String()])
 			daemons[victim].cmd.Process.Kill()
 			daemons[victim].cmd.Wait()
-			killed = true
+			killed++
 			// Wait until the survivor took everything over, then restart
 			// the victim's side so migrations continue.
 			for {
@@ -401,7 +401,7 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 	for _, in := range infos {
 		t.Logf("%s: %s, %d completed, %d migrations, %d takeovers, last blackout %v", in.Name, in.Owner, in.Completed, in.Migrations, in.Takeovers, time.Duration(in.LastBlackNS))
 	}
-	t.Logf("%d requests, %d migrations (%d aborted)", len(recs), res.migrations, res.aborted)
+	t.Logf("%d requests, %d migrations (%d aborted), %d SIGKILLs", len(recs), res.migrations, res.aborted, killed)
 	return res
 }
 
@@ -421,9 +421,13 @@ func TestMultiProcessExactlyOnce(t *testing.T) {
 // TestKillOwnerMidStream: SIGKILL of the daemon owning most actors while
 // clients stream; the other side takes over; nothing lost or doubled.
 func TestKillOwnerMidStream(t *testing.T) {
-	cfg := mpConfig{clients: 2, perClient: 1500, depth: 4, killAfter: 20, names: []string{"crc32c", "logfmt", "upper"}}
+	cfg := mpConfig{clients: 2, perClient: 1500, depth: 4, kills: []int{20}, names: []string{"crc32c", "logfmt", "upper"}}
 	if raceEnabled {
 		cfg.perClient = 400
+	}
+	if *soak {
+		cfg = mpConfig{clients: 3, perClient: 30000, depth: 8, kills: []int{100, 400, 800, 1200, 1600}, maxMigrations: 2000,
+			names: []string{"crc32c", "logfmt", "upper", "filter"}}
 	}
 	runMultiProcess(t, cfg)
 }
