@@ -102,7 +102,8 @@ type Cache struct {
 
 	// Tunables and test hooks (set before use).
 	hash       func(src, page uint64) uint64
-	agePerMiss int           // windows aged by the clock hand per miss
+	ageEvery   int           // misses per window aged by the clock hand (0: never)
+	insertRef  bool          // publish new pages with the ref bit set
 	waitLimit  time.Duration // how long to wait for a fill or a victim
 	onEvict    func(src, page uint64)
 	afterClear func()                 // between phase (b) and its rescan
@@ -146,7 +147,7 @@ func Open(r *cxl.Region, off, length uint64, ht *cxl.HostTable, host *cxl.Host) 
 		pinWord: metaPins + 8*uint64(me/64), pinMask: 1 << (me % 64),
 		local:      make([]int32, h.Slots),
 		hash:       tagHash,
-		agePerMiss: 1,
+		ageEvery:   32,
 		waitLimit:  2 * ht.Lease(),
 	}
 	c.bufs.New = func() any { b := make([]byte, PageSize); return &b }
@@ -404,8 +405,9 @@ func (c *Cache) acquire(src Source, page uint64, buf []byte) (slot, word uint64,
 		}
 		if !missed {
 			missed = true
-			c.st.misses.Add(1)
-			c.age()
+			if m := c.st.misses.Add(1); c.ageEvery > 0 && m%uint64(c.ageEvery) == 0 {
+				c.age()
+			}
 		}
 		if free < 0 {
 			if c.evict(start) {
@@ -458,6 +460,9 @@ func (c *Cache) acquire(src Source, page uint64, buf []byte) (slot, word uint64,
 		}
 		copy(c.page(s), buf)
 		vw := mkWord(StateValid, gen, fp, 0)
+		if c.insertRef {
+			vw |= refBit
+		}
 		if !c.r.CAS(m+metaWord, nw, vw) {
 			c.st.lostFills.Add(1)
 			continue
@@ -565,10 +570,10 @@ func released(w uint64) (uint64, bool) {
 // CAS wins a window clears its ref bits.
 func (c *Cache) age() {
 	hand := c.base + hdrHand
-	for range c.agePerMiss {
+	{
 		h := c.r.Load(hand)
 		if !c.r.CAS(hand, h, h+Window) {
-			continue // another host aged this window
+			return // another host aged this window
 		}
 		c.st.aged.Add(1)
 		start := h % c.n

@@ -113,7 +113,7 @@ func TestEvictionPhasesTrace(t *testing.T) {
 	e := newEnv(t, 8, 64, time.Second)
 	c, _ := e.open(t, "a")
 	c.hash = func(uint64, uint64) uint64 { return 0 }
-	c.agePerMiss = 0
+	c.ageEvery = 0
 	s := &src{id: 9}
 	slotOf := func(page uint64) int {
 		for i := range uint64(8) {
@@ -217,25 +217,54 @@ func TestEvictionPhasesTrace(t *testing.T) {
 	}
 }
 
-// The clock hand ages one window per miss; the host that wins the CAS
-// clears the window's ref bits.
+// The clock hand ages one window every ageEvery misses, whichever host
+// misses; the host whose CAS wins the window clears its ref bits and no
+// other slot's.
 func TestClockHandAges(t *testing.T) {
 	e := newEnv(t, 64, 256, time.Second)
-	c, _ := e.open(t, "a")
+	a, _ := e.open(t, "a")
+	b, _ := e.open(t, "b")
 	s := &src{id: 3}
-	for p := range uint64(40) {
-		readPage(t, c, s, p)
-		readPage(t, c, s, p) // referenced
+	a.ageEvery, b.ageEvery = 0, 0
+	for p := range uint64(16) {
+		readPage(t, a, s, p)
+		readPage(t, b, s, p) // hit: ref bit set
+	}
+	refs := func() (n int) {
+		for i := range uint64(64) {
+			if a.word(i)&refBit != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := refs(); n != 16 {
+		t.Fatalf("%d referenced slots, want 16", n)
 	}
 	hand := e.r.Load(e.ext.Off + hdrHand)
-	if hand != 40*Window {
-		t.Fatalf("hand %d after 40 misses, want %d", hand, 40*Window)
+	inWindow := 0
+	for i := range Window {
+		if a.word(a.slotAt(hand%64, i))&refBit != 0 {
+			inWindow++
+		}
 	}
-	// 40 windows of 8 = 320 slots aged: 5 rounds of 64 slots; everything
-	// referenced before the last round's pass over its slot has been
-	// cleared by now except pages touched after the hand passed.
-	if st := c.Stats(); st.Aged != 40 {
-		t.Fatalf("aged %d windows, want 40", st.Aged)
+	b.age()
+	if got := e.r.Load(e.ext.Off + hdrHand); got != hand+Window {
+		t.Fatalf("hand %d after one ageing, want %d", got, hand+Window)
+	}
+	if n := refs(); n != 16-inWindow {
+		t.Fatalf("%d referenced slots after ageing a window that had %d, want %d", n, inWindow, 16-inWindow)
+	}
+	a.ageEvery, b.ageEvery = 4, 4
+	for p := uint64(100); p < 116; p++ {
+		readPage(t, a, s, p)
+		readPage(t, b, s, p+100)
+	}
+	if got := e.r.Load(e.ext.Off + hdrHand); got != hand+Window+8*Window {
+		t.Fatalf("hand %d after 32 misses at one window per 4, want %d", got, hand+9*Window)
+	}
+	if st := a.Stats().Aged + b.Stats().Aged; st != 9 {
+		t.Fatalf("aged %d windows, want 9", st)
 	}
 }
 
@@ -276,7 +305,7 @@ func TestStalledFillerCannotPublish(t *testing.T) {
 			cB, _ := e.open(t, "survivor")
 			for _, c := range []*Cache{cA, cB} {
 				c.hash = func(uint64, uint64) uint64 { return 0 }
-				c.agePerMiss = 0
+				c.ageEvery = 0
 			}
 			cA.noFence = noFence
 			entered, release := make(chan struct{}), make(chan struct{})
