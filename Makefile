@@ -140,11 +140,3 @@ fuzz:
 .PHONY: bench-pcache
 bench-pcache:
 	$(GO) run ./bench/pcache -out bench/pcache/results
-
-# bench-pcache: the shared page cache (daxfs/pcache) — MH-clock hit ratios
-# against exact LRU and CLOCK on zipf(0.9) and scan-mixed traces, the hit
-# path in ns/op, 1 vs 2 processes on one cache. About 40 s on a 2-core
-# machine; results in bench/pcache/results/results.{json,md}.
-.PHONY: bench-pcache
-bench-pcache:
-	$(GO) run ./bench/pcache -out bench/pcache/results
