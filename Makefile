@@ -66,10 +66,11 @@ ACTORS_BIN := actors/examples/bin
 GO_ACTORS  := lz4 crc32c filter logfmt
 WAT_ACTORS := upper
 HOSTILE    := $(basename $(notdir $(wildcard actors/testdata/hostile/*.wat)))
+TESTWAT    := $(basename $(notdir $(wildcard actors/testdata/wat/*.wat)))
 ACTOR_SRC  := $(shell find actors/examples -name '*.go' -not -path '*/bin/*') go.mod
 
 .PHONY: actors actors-soak bench-actors
-actors: $(GO_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(WAT_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(HOSTILE:%=$(ACTORS_BIN)/hostile/%.wasm)
+actors: $(GO_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(WAT_ACTORS:%=$(ACTORS_BIN)/%.wasm) $(HOSTILE:%=$(ACTORS_BIN)/hostile/%.wasm) $(TESTWAT:%=$(ACTORS_BIN)/test/%.wasm)
 
 $(ACTORS_BIN)/%.wasm: $(ACTOR_SRC)
 	@mkdir -p $(@D)
@@ -80,6 +81,10 @@ $(ACTORS_BIN)/upper.wasm: actors/examples/upper/upper.wat
 	wat2wasm $< -o $@
 
 $(ACTORS_BIN)/hostile/%.wasm: actors/testdata/hostile/%.wat
+	@mkdir -p $(@D)
+	wat2wasm $< -o $@
+
+$(ACTORS_BIN)/test/%.wasm: actors/testdata/wat/%.wat
 	@mkdir -p $(@D)
 	wat2wasm $< -o $@
 

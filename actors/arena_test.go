@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -270,5 +271,39 @@ func TestHostileInDaemon(t *testing.T) {
 	}
 	if st, _ := p.a.State("loop"); string(st) != string(make([]byte, 8)) {
 		t.Fatalf("failed requests changed state: %x", st)
+	}
+}
+
+// TestFlushOnDrain: the old side calls wio_flush before a handoff (and on
+// a clean stop), and what the flush wrote is committed with the state.
+func TestFlushOnDrain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "region")
+	testRegion(t, path, time.Second, ArenaOptions{Slots: 4, MaxRequest: 1024})
+	ctx := context.Background()
+	p := openProc(t, path, "test")
+	if err := p.a.Deploy(ctx, newTestRuntime(t, RuntimeConfig{}), "fc", testWasm["test/flushcount"], DeployOptions{StateSize: 16}); err != nil {
+		t.Fatal(err)
+	}
+	defer startNode(t, ctx, path, Host)()
+	defer startNode(t, ctx, path, Device)()
+	c := NewClient(p.a, p.host)
+	to := Device
+	for k := uint64(1); k <= 6; k++ {
+		out, err := c.Call(ctx, "fc", []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := binary.LittleEndian.Uint64(out); got != k {
+			t.Fatalf("request %d: count %d", k, got)
+		}
+		// Every migration after the first request drains a side that has
+		// served, so it flushes once.
+		if got := binary.LittleEndian.Uint64(out[8:]); got != k-1 {
+			t.Fatalf("request %d: %d flushes, want %d", k, got, k-1)
+		}
+		if err := p.a.Migrate(ctx, "fc", to); err != nil {
+			t.Fatal(err)
+		}
+		to = otherSide(to)
 	}
 }

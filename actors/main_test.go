@@ -67,6 +67,10 @@ func loadTestWasm() error {
 	for _, h := range hs {
 		names = append(names, "hostile/"+filepath.Base(h[:len(h)-len(".wat")]))
 	}
+	ws, _ := filepath.Glob(filepath.Join("testdata", "wat", "*.wat"))
+	for _, w := range ws {
+		names = append(names, "test/"+filepath.Base(w[:len(w)-len(".wat")]))
+	}
 	for _, n := range names {
 		b, err := examples.Wasm(n)
 		if err != nil {

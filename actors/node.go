@@ -326,6 +326,9 @@ func (w *worker) release() {
 	if o.state != ownRunning || o.side != w.n.side || o.epoch != w.my || !a.sideAlive(otherSide(w.n.side)) {
 		return
 	}
+	if !w.flush() {
+		return
+	}
 	a.store(w.e+enDrainStart, uint64(time.Now().UnixNano()))
 	if a.cas(w.e+enOwner, ow, owner{state: ownHandoff, side: otherSide(w.n.side), epoch: o.epoch + 1}.word()) {
 		w.n.logf("%s: stopping: handed to %v", w.d.Name, otherSide(w.n.side))
@@ -346,22 +349,36 @@ func (w *worker) drain(ow uint64, o owner) {
 		}
 		return
 	}
-	if w.inst != nil && w.inst.flush != nil && w.inst.Broken() == nil {
-		c := a.load(w.e + enCommit)
-		tx := w.txn(c)
-		if err := w.inst.Flush(context.Background(), tx); err != nil {
-			w.n.logf("%s: flush before handoff: %v", w.d.Name, err)
-		} else if tx.dirty {
-			w.persist(tx)
-			if !a.cas(w.e+enCommit, c, commitWord(w.my, tx.shadow, commitDone(c))) {
-				w.lose()
-				return
-			}
-		}
+	if !w.flush() {
+		return
 	}
 	if a.cas(w.e+enOwner, ow, owner{state: ownHandoff, side: o.target, epoch: o.epoch + 1}.word()) {
 		w.lose()
 	}
+}
+
+// flush runs wio_flush (if the actor has one and an instance that served
+// here) and commits what it wrote without advancing the completions. It
+// reports false if this side lost the actor meanwhile.
+func (w *worker) flush() bool {
+	a := w.n.a
+	if w.inst == nil || w.inst.flush == nil || w.inst.Broken() != nil {
+		return true
+	}
+	c := a.load(w.e + enCommit)
+	tx := w.txn(c)
+	if err := w.inst.Flush(context.Background(), tx); err != nil {
+		w.n.logf("%s: flush before handoff: %v", w.d.Name, err)
+		return true
+	}
+	if tx.dirty {
+		w.persist(tx)
+		if !a.cas(w.e+enCommit, c, commitWord(w.my, tx.shadow, commitDone(c))) {
+			w.lose()
+			return false
+		}
+	}
+	return true
 }
 
 // errNotReady: the instance is still being prepared in the background.
