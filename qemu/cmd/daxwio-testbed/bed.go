@@ -31,6 +31,7 @@ type common struct {
 	verbose  bool
 	qemuPath string
 	append   string
+	pvh      bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -47,18 +48,20 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (console logs) even on success")
 	fs.BoolVar(&c.verbose, "v", false, "copy every guest console line to stderr (and drop 'quiet' from the kernel command line)")
 	fs.StringVar(&c.qemuPath, "qemu", vm.QEMU, "emulator binary")
+	fs.BoolVar(&c.pvh, "pvh", true, "boot an uncompressed vmlinux through QEMU's PVH entry (extracted once from the bzImage with xz, cached): saves the guest decompressing its kernel under TCG")
 	fs.StringVar(&c.append, "append", "", "extra kernel command-line parameters for every VM")
 }
 
 // bed is a prepared testbed: kernel found, initramfs built, work directory.
 type bed struct {
-	c       common
-	kernel  string
-	kver    string
-	initrd  string
-	workdir string
-	tmpWork bool
-	pools   []string
+	c          common
+	kernel     string // the bzImage (its name gives the module version)
+	bootKernel string // what -kernel gets: kernel, or its uncompressed PVH vmlinux
+	kver       string
+	initrd     string
+	workdir    string
+	tmpWork    bool
+	pools      []string
 }
 
 // preflight finds everything the VMs need and fails with one message that
@@ -110,6 +113,19 @@ func (c *common) preflight() (*bed, error) {
 		return nil, fmt.Errorf("the testbed cannot run on this machine:\n  - %s", strings.Join(missing, "\n  - "))
 	}
 	b.c.init = c.init
+	b.bootKernel = b.kernel
+	if c.pvh {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		k, note, err := vm.BootKernel(b.kernel, filepath.Join(cache, "daxwio-testbed"))
+		if err != nil {
+			return nil, err
+		}
+		b.bootKernel = k
+		progressf("kernel %s: %s", b.kernel, note)
+	}
 	if c.workdir == "" {
 		d, err := os.MkdirTemp("", "daxwio-testbed-")
 		if err != nil {
@@ -236,7 +252,7 @@ func (b *bed) machines(run string, role string, pool string, size int64, timeout
 		m := vm.Machine{
 			Name:    fmt.Sprintf("vm%d", i),
 			QEMU:    b.c.qemuPath,
-			Kernel:  b.kernel,
+			Kernel:  b.bootKernel,
 			Initrd:  b.initrd,
 			Append:  kernelArgs(b.c.verbose) + b.c.append + " " + tb,
 			MemMB:   b.c.memMB,

@@ -154,3 +154,45 @@ func TestRunStaggeredAndTimeout(t *testing.T) {
 		t.Errorf("process %d still running after RunStaggered returned", pid)
 	}
 }
+
+// TestBootKernel decompresses the real kernel when there is one: slow-ish
+// (seconds), so not in -short.
+func TestBootKernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("decompresses a kernel")
+	}
+	k, _, err := NewestKernel("/boot")
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	p, note, err := BootKernel(k, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %s", p, note)
+	p2, note2, err := BootKernel(k, dir)
+	if err != nil || p2 != p {
+		t.Fatalf("second call: %s %s %v", p2, note2, err)
+	}
+	if p != k && note2 != "cached PVH vmlinux" {
+		t.Errorf("second call did not use the cache: %s", note2)
+	}
+}
+
+func TestDecompressGarbage(t *testing.T) {
+	b := append([]byte("junk"), xzMagic...)
+	b = append(b, "not really xz"...)
+	if _, err := decompress(b); err == nil {
+		t.Fatal("garbage decompressed")
+	}
+	if ok, _ := hasPVHNote([]byte("not elf")); ok {
+		t.Fatal("PVH note found in garbage")
+	}
+	p := filepath.Join(t.TempDir(), "vmlinuz-x")
+	os.WriteFile(p, b, 0o644)
+	got, note, err := BootKernel(p, t.TempDir())
+	if err != nil || got != p || !strings.Contains(note, "compressed kernel") {
+		t.Fatalf("fallback: %s %q %v", got, note, err)
+	}
+}
