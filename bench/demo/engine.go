@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"slices"
 	"sync"
 	"time"
@@ -62,6 +63,16 @@ type Config struct {
 	Progress   io.Writer // live progress lines (nil: none)
 	Log        *slog.Logger
 	Seed       uint64
+
+	// Procs runs the demo across processes over the actors runtime (wasm
+	// actors from WasmDir, one device and one host daemon process, Writers
+	// writer processes) instead of the in-process executor. Spawn builds
+	// the command of a child from its `wio demo` flags.
+	Procs       bool
+	WasmDir     string
+	CacheDir    string // wazero compilation cache shared by all processes and policies (default: a temp dir)
+	Spawn       func(args []string) *exec.Cmd
+	ProfileName string // profile name passed to children (default "smartssd")
 }
 
 // DefaultCapTrace is the host power-cap scenario (model time): capped at
@@ -152,6 +163,20 @@ func (c *Config) fill() error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.ProfileName == "" {
+		c.ProfileName = "smartssd"
+	}
+	if c.Procs && c.Spawn == nil {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("demo: finding this executable to start child processes: %w", err)
+		}
+		c.Spawn = func(args []string) *exec.Cmd {
+			cmd := exec.Command(exe, append([]string{"demo"}, args...)...)
+			dieWithParent(cmd)
+			return cmd
+		}
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -230,9 +255,21 @@ func Run(ctx context.Context, c Config) ([]Result, float64, error) {
 		return nil, 0, err
 	}
 	nominal := calibrate(c)
+	if c.Procs && c.CacheDir == "" {
+		dir, err := os.MkdirTemp("", "wio-demo-cache-")
+		if err != nil {
+			return nil, 0, err
+		}
+		defer os.RemoveAll(dir)
+		c.CacheDir = dir
+	}
 	var out []Result
 	for _, p := range c.Policies {
-		r, err := runPolicy(ctx, c, p, nominal)
+		run := runPolicy
+		if c.Procs {
+			run = runPolicyProcs
+		}
+		r, err := run(ctx, c, p, nominal)
 		if err != nil {
 			return out, nominal, fmt.Errorf("demo: policy %s: %w", p, err)
 		}
@@ -450,20 +487,8 @@ func runPolicy(ctx context.Context, c Config, policy string, nominalBps float64)
 	wall := time.Since(began)
 	hb, db := ex.Busy()
 
-	sort := slices.Clone(lats)
-	slices.Sort(sort)
-	res.WallS = wall.Seconds()
-	res.ModelS = wall.Seconds() * c.Compression
-	res.Writes = len(lats)
-	res.ThroughputMiBs = float64(res.Bytes) / wall.Seconds() / (1 << 20)
-	res.P50Ms = percentileSorted(sort, 0.50)
-	res.P99Ms = percentileSorted(sort, 0.99)
-	if len(sort) > 0 {
-		res.MaxMs = sort[len(sort)-1]
-	}
-	res.HostBusyS, res.DeviceBusyS = hb.Seconds(), db.Seconds()
+	fillResult(&res, lats, wall, c, hb, db, throttledS)
 	res.Errors = errs
-	res.ThrottledS = throttledS
 	movesMu.Lock()
 	res.Moves = moves
 	movesMu.Unlock()
@@ -478,6 +503,23 @@ func runPolicy(ctx context.Context, c Config, policy string, nominalBps float64)
 		return res, errors.New("no write completed")
 	}
 	return res, nil
+}
+
+// fillResult computes the summary numbers of a run from its latencies (ms).
+func fillResult(res *Result, lats []float64, wall time.Duration, c Config, hb, db time.Duration, throttledS float64) {
+	sorted := slices.Clone(lats)
+	slices.Sort(sorted)
+	res.WallS = wall.Seconds()
+	res.ModelS = wall.Seconds() * c.Compression
+	res.Writes = len(lats)
+	res.ThroughputMiBs = float64(res.Bytes) / wall.Seconds() / (1 << 20)
+	res.P50Ms = percentileSorted(sorted, 0.50)
+	res.P99Ms = percentileSorted(sorted, 0.99)
+	if len(sorted) > 0 {
+		res.MaxMs = sorted[len(sorted)-1]
+	}
+	res.HostBusyS, res.DeviceBusyS = hb.Seconds(), db.Seconds()
+	res.ThrottledS = throttledS
 }
 
 func newTwin(e examples.Example) (*abi.Twin, error) { return abi.NewTwin(e.New(), e.StateSize, e.Arg) }

@@ -53,6 +53,7 @@ type Model struct {
 	BlockSize      int            `json:"block_size"`
 	Scheduler      schedJSON      `json:"scheduler_model_time"`
 	Executor       string         `json:"executor"`
+	Processes      bool           `json:"processes"`
 }
 
 type capJSON struct {
@@ -80,12 +81,18 @@ func BuildReport(c Config, results []Result, nominal float64, started time.Time)
 			"(docs/DEVICE.md), not measurements of real hardware.",
 		Started: started,
 		Machine: Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version()},
-		Model: Model{Label: "model, not measurement", Profile: c.Profile, StartTempC: c.StartTempC, Compression: c.Compression,
+		Model: Model{Label: "model, not measurement", Processes: c.Procs, Profile: c.Profile, StartTempC: c.StartTempC, Compression: c.Compression,
 			ModelDurationS: c.Duration.Seconds(), NominalIOBps: nominal, HostDemandW: c.HostDemandW,
 			HostCores: c.HostCores, Writers: c.Writers, BlockSize: c.BlockSize,
 			Executor: "in-process (bench/demo.Local): native twins of the lz4 and crc32c actors; device execution dilated by device.Exec"},
 		Policies: map[string]Result{},
 		Ratios:   map[string]float64{},
+	}
+	if c.Procs {
+		r.Model.Executor = fmt.Sprintf("processes over the actors runtime: wasm lz4 and crc32c actors deployed in a region at %s; "+
+			"a device process (actors.Node, device side, Exec = device.Exec of the emulated device, telemetry words in the region), "+
+			"a host process (actors.Node, host side, Exec dilated by the power-cap speed), %d writer processes (actors.Client); "+
+			"moves by Arena.Migrate (drain-and-switch)", c.RegionPath, c.Writers)
 	}
 	for _, p := range c.HostCap {
 		r.Model.HostCap = append(r.Model.HostCap, capJSON{AtS: p.At.Seconds(), CapW: p.CapW})
@@ -199,6 +206,19 @@ type Options struct {
 	CapTrace    string
 	Region      string
 	Verbose     bool
+	Executor    string // "procs", "local" or "auto"
+	WasmDir     string
+
+	// Child-process flags (set by the orchestrator, not by people).
+	Role       string
+	LatFile    string
+	NominalBps float64
+	StartTemp  float64
+	WriterID   int
+	HostCores  int
+	Cap        string
+	HostDemand float64
+	Cache      string
 }
 
 // Register declares the flags on fs.
@@ -213,6 +233,19 @@ func (o *Options) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.CapTrace, "cap-trace", "", "host power-cap trace CSV (time_s,cap_w); default: the embedded scenario")
 	fs.StringVar(&o.Region, "region", "", "shared region file for the telemetry words (default /dev/shm/daxwio-demo-<pid>, removed at the end)")
 	fs.BoolVar(&o.Verbose, "v", false, "log every scheduler decision on stderr")
+	fs.StringVar(&o.Executor, "executor", "auto", "procs: device, host and writer processes over the actors runtime (wasm);\n"+
+		"local: in-process native twins; auto: procs when the wasm actors are built")
+	fs.StringVar(&o.WasmDir, "wasm-dir", "actors/examples/bin", "where make actors put lz4.wasm and crc32c.wasm")
+	// Internal: how the orchestrator starts its child processes.
+	fs.StringVar(&o.Role, "role", "", "internal: child role (device, host, writer)")
+	fs.StringVar(&o.LatFile, "lat-file", "", "internal: writer latency file")
+	fs.Float64Var(&o.NominalBps, "nominal-bps", 0, "internal: device nominal I/O rate")
+	fs.Float64Var(&o.StartTemp, "start-temp", 60, "internal: device start temperature")
+	fs.IntVar(&o.WriterID, "writer-id", 0, "internal: writer index")
+	fs.IntVar(&o.HostCores, "host-cores", 2, "internal: host cores for actors")
+	fs.StringVar(&o.Cap, "cap", "", "internal: host cap trace as t:w,t:w")
+	fs.Float64Var(&o.HostDemand, "host-demand", 200, "internal: host demand W")
+	fs.StringVar(&o.Cache, "cache", "", "internal: wazero compilation cache shared by the demo's processes")
 }
 
 // Main parses args as `wio demo` flags and runs Execute.
@@ -233,7 +266,24 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // Execute runs the demo: every policy, then report.json and the plots in
 // o.Out. Progress goes to stdout.
 func Execute(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	if o.Role != "" {
+		return RunChild(ctx, o)
+	}
 	c := DefaultConfig()
+	c.ProfileName = o.Profile
+	c.WasmDir = o.WasmDir
+	switch o.Executor {
+	case "procs":
+		c.Procs = true
+	case "local":
+	case "auto", "":
+		c.Procs = WasmAvailable(o.WasmDir)
+		if !c.Procs {
+			fmt.Fprintf(stdout, "wio demo: no wasm actors in %s (make actors); using the in-process executor\n", o.WasmDir)
+		}
+	default:
+		return fmt.Errorf("demo: -executor %q: want procs, local or auto", o.Executor)
+	}
 	p, err := device.ProfileByName(o.Profile)
 	if err != nil {
 		return err
