@@ -220,10 +220,14 @@ func (c *Cache) Read(src Source, page uint64, off int, dst []byte) (int, error) 
 	if off < 0 || off > PageSize {
 		return 0, fmt.Errorf("pcache: read page %d of source %#x at %d: %w", page, src.ID(), off, ErrRange)
 	}
-	bp := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(bp)
+	var bp *[]byte // taken from the pool on a miss only
+	defer func() {
+		if bp != nil {
+			c.bufs.Put(bp)
+		}
+	}()
 	for {
-		s, w, filled, err := c.acquire(src, page, *bp)
+		s, w, filled, err := c.acquire(src, page, &bp)
 		if err != nil {
 			return 0, err
 		}
@@ -289,10 +293,14 @@ func (p *Pinned) Unpin() {
 // There is no limit on pins: a host counts its own pins per slot in process
 // memory and shows the region one bit per slot.
 func (c *Cache) Pin(src Source, page uint64) (*Pinned, error) {
-	bp := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(bp)
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			c.bufs.Put(bp)
+		}
+	}()
 	for {
-		s, w, filled, err := c.acquire(src, page, *bp)
+		s, w, filled, err := c.acquire(src, page, &bp)
 		if err != nil {
 			return nil, err
 		}
@@ -361,9 +369,9 @@ func (c *Cache) unpinned(s uint64) bool {
 
 // acquire finds the slot holding (src.ID(), page) and returns it with the
 // word it read (VALID or EVICTING, tag matched), or fills the page into a
-// slot and into buf and returns filled = true. The caller re-checks the
-// word's generation after using the slot.
-func (c *Cache) acquire(src Source, page uint64, buf []byte) (slot, word uint64, filled bool, err error) {
+// slot and into *bp (taken from the pool when nil) and returns filled =
+// true. The caller re-checks the word's generation after using the slot.
+func (c *Cache) acquire(src Source, page uint64, bp **[]byte) (slot, word uint64, filled bool, err error) {
 	id := src.ID()
 	key := c.hash(id, page)
 	fp := uint16(key >> 48)
@@ -438,6 +446,10 @@ func (c *Cache) acquire(src Source, page uint64, buf []byte) (slot, word uint64,
 			jitter(attempt)
 			continue
 		}
+		if *bp == nil {
+			*bp = c.bufs.Get().(*[]byte)
+		}
+		buf := **bp
 		if err := src.ReadPage(page, buf); err != nil {
 			c.r.CAS(m+metaWord, nw, mkWord(StateFree, nextGen(gen), 0, 0))
 			c.st.fillErrors.Add(1)

@@ -300,7 +300,7 @@ func TestStalledFillerCannotPublish(t *testing.T) {
 			name = "generation-only"
 		}
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, 8, 64, 150*time.Millisecond)
+			e := newEnv(t, 8, 64, 500*time.Millisecond)
 			cA, hA := e.open(t, "stalled")
 			cB, _ := e.open(t, "survivor")
 			for _, c := range []*Cache{cA, cB} {
@@ -373,7 +373,7 @@ func verifyAll(t testing.TB, c *Cache) {
 // A host dies holding pins (in-process: heartbeat stopped). After its
 // lease, a miss with no victim reaps it and the slots become evictable.
 func TestDeadHostPinsReleased(t *testing.T) {
-	e := newEnv(t, 8, 64, 100*time.Millisecond)
+	e := newEnv(t, 8, 64, 500*time.Millisecond)
 	cA, hA := e.open(t, "pinner")
 	cB, _ := e.open(t, "survivor")
 	for _, c := range []*Cache{cA, cB} {

@@ -156,7 +156,7 @@ func waitSignal(t *testing.T, e *env, i int, c *proctest.Child) {
 // A filler SIGKILLed mid-fill: after its lease the slot is taken over and
 // a reader gets the right bytes.
 func TestKilledFillerSlotReclaimed(t *testing.T) {
-	e := newEnv(t, 16, 64, 300*time.Millisecond)
+	e := newEnv(t, 16, 64, 600*time.Millisecond)
 	c := proctest.Start(t, "stall-filler", e.path, "7")
 	waitSignal(t, e, 0, c)
 	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
@@ -182,7 +182,7 @@ func TestKilledFillerSlotReclaimed(t *testing.T) {
 // A reader SIGKILLed while it pins every slot of a window: its pins are
 // released when it is reaped and the slots become evictable again.
 func TestKilledPinnerReleased(t *testing.T) {
-	e := newEnv(t, 8, 64, 300*time.Millisecond)
+	e := newEnv(t, 8, 64, 600*time.Millisecond)
 	c := proctest.Start(t, "pinner", e.path, "8")
 	waitSignal(t, e, 1, c)
 	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
