@@ -42,6 +42,7 @@ var (
 	flagShm     = flag.String("dir", "/dev/shm", "tmpfs directory for regions and baseline files")
 	flagProfile = flag.String("cpuprofile", "", "write CPU profiles to PREFIX-<group>[-<variant>].pprof")
 	flagVerbose = flag.Bool("v", false, "print set-up timings")
+	flagReplot  = flag.String("replot", "", "only redraw the charts of an existing JSON result file into -png")
 	flagChild   = flag.String("child", "", "internal: run as a benchmark child process (overlay)")
 )
 
@@ -50,6 +51,13 @@ func main() {
 	if *flagChild != "" {
 		if err := childMain(*flagChild, flag.Args()); err != nil {
 			fmt.Fprintf(os.Stderr, "daxfs-bench child: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *flagReplot != "" {
+		if err := replot(*flagReplot, *flagPNG); err != nil {
+			fmt.Fprintf(os.Stderr, "daxfs-bench: %v\n", err)
 			os.Exit(1)
 		}
 		return
@@ -156,6 +164,22 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+func replot(path, dir string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	files, err := writeCharts(&rep, dir)
+	for _, f := range files {
+		fmt.Printf("wrote %s\n", f)
+	}
+	return err
 }
 
 func scaled(n int) int { return max(1, int(float64(n)**flagScale)) }
