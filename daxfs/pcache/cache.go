@@ -145,10 +145,10 @@ func Open(r *cxl.Region, off, length uint64, ht *cxl.HostTable, host *cxl.Host) 
 		meta: off + h.MetaOff, data: off + h.DataOff,
 		me: me, inc: host.Incarnation(), rec: off + h.RecsOff + uint64(me)*recSize,
 		pinWord: metaPins + 8*uint64(me/64), pinMask: 1 << (me % 64),
-		local:      make([]int32, h.Slots),
-		hash:       tagHash,
-		ageEvery:   32,
-		waitLimit:  2 * ht.Lease(),
+		local:     make([]int32, h.Slots),
+		hash:      tagHash,
+		ageEvery:  32,
+		waitLimit: 2 * ht.Lease(),
 	}
 	c.bufs.New = func() any { b := make([]byte, PageSize); return &b }
 	deadline := time.Now().Add(10 * ht.Lease())
