@@ -46,7 +46,7 @@ func cmdTest(ctx context.Context, args []string) error {
   daxfs  VMs create/write/rename/delete in one shared daxfs tree; host checks the
          union (names and bytes) and runs daxfs's verifier (fsck)
   fuse   the same, through a FUSE mount of daxfs inside every VM (guest syscalls)
-  wio    actors migrating between VMs (pending actors/)`)
+  wio    actors migrating between VMs (not written yet: reports SKIP)`)
 	c.register(fs)
 	var o testOpts
 	only := fs.String("only", "", "comma-separated checks to run (default: all)")
