@@ -91,7 +91,8 @@ $(ACTORS_BIN)/test/%.wasm: actors/testdata/wat/%.wat
 # qemu-test: daxwio across QEMU virtual machines sharing one memory pool
 # (docs/TESTBED.md). Needs qemu-system-x86, linux-image-amd64 and
 # busybox-static; fails with a list of what is missing rather than passing.
-# About 15-60 s on a 2-core machine; results in bin/qemu-test.json.
+# About 1 min on an idle 2-core machine (4 VM boots), up to ~4 min under
+# heavy load; results in bin/qemu-test.json.
 .PHONY: qemu-test
 qemu-test:
 	@mkdir -p bin
