@@ -314,3 +314,16 @@ func TestZero(t *testing.T) {
 		}
 	}
 }
+
+func TestPopulate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pop")
+	r, err := Open(p, OpenOptions{Create: true, Size: 1 << 20, Populate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Store(8, 42)
+	if r.Load(8) != 42 {
+		t.Fatal("populated mapping does not hold a store")
+	}
+}
