@@ -107,6 +107,7 @@ type Cache struct {
 	waitLimit  time.Duration // how long to wait for a fill or a victim
 	onEvict    func(src, page uint64)
 	afterClear func()                 // between phase (b) and its rescan
+	afterClaim func()                 // between the claim CAS and the tag stores
 	beforeCopy func(src, page uint64) // after ReadPage, before the ownership check
 	noFence    bool                   // skip the host.Err check before copying in
 }
@@ -433,6 +434,9 @@ func (c *Cache) acquire(src Source, page uint64, bp **[]byte) (slot, word uint64
 		if !c.r.CAS(m+metaWord, freeW, nw) {
 			c.st.casRetries.Add(1)
 			continue
+		}
+		if c.afterClaim != nil {
+			c.afterClaim()
 		}
 		c.r.Store(m+metaSrc, id)
 		c.r.Store(m+metaPage, page)

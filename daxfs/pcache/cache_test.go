@@ -521,3 +521,67 @@ func TestFormatAndOpenErrors(t *testing.T) {
 		t.Errorf("read after close: %v", err)
 	}
 }
+
+// Many goroutines of two hosts miss the same cold page at the same moment
+// while the backing read is slow: the page is read from the backing file
+// exactly once and everybody gets its bytes.
+// With slow claimers (a pause between the claim and the tag stores), two
+// claims of one page in two slots happen, and one of them must yield.
+func TestConcurrentMissesFillOnce(t *testing.T) {
+	for _, slowClaim := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "slow-claim"}[slowClaim], func(t *testing.T) {
+			testConcurrentMisses(t, slowClaim)
+		})
+	}
+}
+
+func testConcurrentMisses(t *testing.T, slowClaim bool) {
+	const pages = 40
+	e := newEnv(t, 64, pages, 2*time.Second)
+	a, _ := e.open(t, "a")
+	b, _ := e.open(t, "b")
+	if slowClaim {
+		a.afterClaim = func() { time.Sleep(50 * time.Microsecond) }
+		b.afterClaim = a.afterClaim
+	}
+	s := &src{id: 21, e: e, pages: pages, hook: func(uint64) { time.Sleep(200 * time.Microsecond) }}
+	for p := range uint64(pages) {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, 8)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := a
+				if g%2 == 1 {
+					c = b
+				}
+				buf := make([]byte, PageSize)
+				<-start
+				n, err := c.Read(s, p, 0, buf)
+				if err == nil {
+					err = checkPage(21, p, 0, buf[:n])
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := e.r.Load(e.readsOff(p)); n != 1 {
+			t.Fatalf("page %d read %d times by 8 concurrent misses", p, n)
+		}
+	}
+	st := a.Stats()
+	st2 := b.Stats()
+	t.Logf("waits %d, yields %d", st.Waits+st2.Waits, st.Yields+st2.Yields)
+	if slowClaim && st.Yields+st2.Yields == 0 {
+		t.Error("no claim ever yielded: the duplicate-claim path was not exercised")
+	}
+}
