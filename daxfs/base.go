@@ -428,7 +428,7 @@ func (b *base) close() error {
 
 // openBase validates the base image in extent e and, for a split image,
 // opens its backing file (backing overrides the path recorded by mkfs).
-func openBase(r *cxl.Region, e cxl.Extent, sb *Superblock, backing string) (*base, error) {
+func openBase(r *cxl.Region, e cxl.Extent, sb *Superblock, backing string, noBacking bool) (*base, error) {
 	if e.Off != sb.BaseOff || e.Len != sb.BaseLen {
 		return nil, fmt.Errorf("%w: superblock says the base image is at [%#x, +%#x), region header has [%#x, +%#x)", ErrBadFormat, sb.BaseOff, sb.BaseLen, e.Off, e.Len)
 	}
@@ -457,6 +457,9 @@ func openBase(r *cxl.Region, e cxl.Extent, sb *Superblock, backing string) (*bas
 		}
 		f, err := os.Open(backing)
 		if err != nil {
+			if noBacking {
+				return b, nil
+			}
 			return nil, fmt.Errorf("daxfs: split image: backing file: %w", err)
 		}
 		st, err := f.Stat()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/daxwio/daxwio/cxl"
+	"github.com/daxwio/daxwio/internal/proctest"
 )
 
 // genTree writes a deterministic tree of about n entries under dir: empty,
@@ -134,7 +135,7 @@ func mkfsTree(t testing.TB, dir string, mode Mode) (string, string, *BaseTree) {
 }
 
 // compareTree checks that every entry under dir reads back equal through p.
-func compareTree(t testing.TB, p *Paths, dir string) int {
+func compareTree(t testing.TB, p *Paths, dir string, times bool) int {
 	t.Helper()
 	n := 0
 	err := filepath.Walk(dir, func(path string, st os.FileInfo, err error) error {
@@ -158,7 +159,7 @@ func compareTree(t testing.TB, p *Paths, dir string) int {
 		if !st.IsDir() && a.Nlink != uint32(sys.Nlink) {
 			t.Fatalf("%q: nlink %d, want %d", rel, a.Nlink, sys.Nlink)
 		}
-		if a.Mtime.UnixNano() != sys.Mtim.Nano() {
+		if times && a.Mtime.UnixNano() != sys.Mtim.Nano() {
 			t.Fatalf("%q: mtime %v, want %v", rel, a.Mtime, st.ModTime())
 		}
 		switch {
@@ -217,7 +218,7 @@ func TestBaseRoundTrip(t *testing.T) {
 			if got := fs.Superblock().Mode; got != mode {
 				t.Fatalf("mode %v", got)
 			}
-			n := compareTree(t, fs.Paths(0, 0), src)
+			n := compareTree(t, fs.Paths(0, 0), src, true)
 			t.Logf("%v: %d entries, %d inodes, %d hard links, %d MiB of files compared", mode, n, tree.Inodes(), tree.HardLinks, tree.FileBytes>>20)
 			if mode == ModeStatic {
 				if err := fs.Paths(0, 0).WriteFile("/new", []byte("x"), 0o644); !errors.Is(err, ErrReadOnly) {
@@ -231,8 +232,87 @@ func TestBaseRoundTrip(t *testing.T) {
 			if !rep.OK() {
 				t.Fatalf("check: %v", rep.Problems)
 			}
+			if mode == ModeSplit {
+				modifyFromTwoProcesses(t, fs, path, src)
+			}
 		})
 	}
+}
+
+// modifyFromTwoProcesses has two processes write into the same base files
+// at once (both race to copy each one into the overlay), applies the same
+// writes to the source tree, and compares again.
+func modifyFromTwoProcesses(t *testing.T, fs *FS, region, src string) {
+	var list []string
+	filepath.Walk(src, func(path string, st os.FileInfo, err error) error {
+		if err == nil && st.Mode().IsRegular() && st.Size() > 0 && len(list) < 200 {
+			rel, _ := filepath.Rel(src, path)
+			list = append(list, "/"+rel)
+		}
+		return nil
+	})
+	lf := filepath.Join(t.TempDir(), "list")
+	must(t, os.WriteFile(lf, []byte(strings.Join(list, "\n")), 0o644))
+	c0 := proctest.Start(t, "base-writer", region, "0", lf)
+	c1 := proctest.Start(t, "base-writer", region, "1", lf)
+	must(t, c0.Wait())
+	must(t, c1.Wait())
+	for _, rel := range list {
+		path := filepath.Join(src, rel)
+		b, err := os.ReadFile(path)
+		must(t, err)
+		for id := range 2 {
+			applyBaseWrite(b, id)
+		}
+		st, _ := os.Stat(path)
+		must(t, os.WriteFile(path, b, st.Mode()))
+	}
+	n := compareTree(t, fs.Paths(0, 0), src, false)
+	t.Logf("after two processes wrote %d base files: %d entries compared", len(list), n)
+	rep := fs.Check()
+	if !rep.OK() {
+		t.Fatalf("check after writes: %v", rep.Problems)
+	}
+}
+
+// applyBaseWrite is writer id's change to a file's bytes.
+func applyBaseWrite(b []byte, id int) {
+	off := len(b) * (id + 1) / 3
+	for i := 0; i < min(10, len(b)/3); i++ { // the writers' ranges are disjoint
+		b[off+i] = byte('a' + id)
+	}
+}
+
+func init() {
+	proctest.Register("base-writer", func(args []string) error {
+		fs, done, err := childFS(args[0])
+		if err != nil {
+			return err
+		}
+		defer done()
+		id := atoi(args[1])
+		list, err := os.ReadFile(args[2])
+		if err != nil {
+			return err
+		}
+		p := fs.Paths(0, 0)
+		for _, rel := range strings.Split(string(list), "\n") {
+			f, err := p.OpenFile(rel, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			size := int(f.Size())
+			b := make([]byte, size)
+			applyBaseWrite(b, id)
+			off := size * (id + 1) / 3
+			end := off + min(10, size/3)
+			if _, err := f.WriteAt(b[off:end], int64(off)); err != nil {
+				return err
+			}
+			f.Close()
+		}
+		return nil
+	})
 }
 
 // smallTree is a tiny tree for the overlay tests.

@@ -73,6 +73,19 @@ type checkDirent struct {
 // quiescent region, e.g. after every writer stopped or died); on a live
 // region it reports in-flight operations as problems.
 func (fs *FS) Check() *CheckReport {
+	rep, _ := fs.check()
+	return rep
+}
+
+// checkState is what check saw, for repair (repair.go).
+type checkState struct {
+	owner   map[uint64]string
+	inodes  map[uint64]*checkInode
+	dirents []*checkDirent
+	bump    uint64
+}
+
+func (fs *FS) check() (*CheckReport, *checkState) {
 	rep := &CheckReport{}
 	r := fs.r
 	sb := fs.sb
@@ -413,6 +426,15 @@ func (fs *FS) Check() *CheckReport {
 		}
 	}
 
+	// This host's own carve tails are not leaked.
+	fs.carveMu.Lock()
+	for c := range fs.carve {
+		for off := fs.carve[c].next; off < fs.carve[c].end; off += classSize(c) {
+			claim(off, "carve tail of this host")
+		}
+	}
+	fs.carveMu.Unlock()
+
 	// Everything carved but unclaimed is leaked (or a live host's carve tail).
 	for k := range bump {
 		cw := r.Load(sb.chunkWord(k))
@@ -427,10 +449,14 @@ func (fs *FS) Check() *CheckReport {
 			}
 		}
 	}
-	if rep.LeakedBytes > 0 && rep.LiveHosts == 0 {
+	others := rep.LiveHosts
+	if fs.host != nil && fs.host.Err() == nil {
+		others-- // carve tails of the checking host are returned by repair
+	}
+	if rep.LeakedBytes > 0 && others <= 0 {
 		rep.add(false, "%d bytes of the pool are neither used nor free (leaked)", rep.LeakedBytes)
 	}
-	return rep
+	return rep, &checkState{owner: owner, inodes: inodes, dirents: dirents, bump: bump}
 }
 
 // checkTree walks a file's page table.

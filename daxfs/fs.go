@@ -169,6 +169,9 @@ type Options struct {
 	// Backing is the backing file of a split image; empty uses the path
 	// mkfs recorded.
 	Backing string
+	// NoBacking opens a split image even when its backing file cannot be
+	// opened (inspect, fsck): reads of base file data then fail.
+	NoBacking bool
 }
 
 // FS is one host's handle on a daxfs region. It is safe for concurrent use.
@@ -240,7 +243,7 @@ func Open(r *cxl.Region, o Options) (*FS, error) {
 		if err != nil {
 			return nil, fmt.Errorf("daxfs: open %s: %w: %v mode without a base extent: %v", r.Path(), ErrBadFormat, sb.Mode, err)
 		}
-		if fs.base, err = openBase(r, be, sb, o.Backing); err != nil {
+		if fs.base, err = openBase(r, be, sb, o.Backing, o.NoBacking); err != nil {
 			return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
 		}
 		if sb.Mode == ModeStatic {
@@ -300,6 +303,7 @@ func (fs *FS) Close() error {
 		<-fs.done
 		if fs.host != nil {
 			fs.reclaim()
+			fs.returnCarved()
 			// A clean record: the next holder of the slot inherits our
 			// limbo chain as its own.
 			for i := range epochSlots {
@@ -371,5 +375,22 @@ func (fs *FS) background() {
 			fs.reapDead()
 			fs.reclaim()
 		}
+	}
+}
+
+// returnCarved gives the unused tails of the chunks this host was carving
+// back to the free lists, so a clean shutdown leaks nothing.
+func (fs *FS) returnCarved() {
+	fs.carveMu.Lock()
+	defer fs.carveMu.Unlock()
+	for c := range fs.carve {
+		cv := &fs.carve[c]
+		for off := cv.next; off < cv.end; off += classSize(c) {
+			fs.free(off)
+			// free counts a handed-out object coming back; this one never
+			// went out.
+			fs.r.Add(fs.rec+hrAllocated, classSize(c))
+		}
+		cv.next, cv.end = 0, 0
 	}
 }
