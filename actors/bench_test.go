@@ -19,6 +19,8 @@ import (
 	"github.com/daxwio/daxwio/actors/examples/abi"
 )
 
+const benchRounds = 3
+
 var benchJSON = flag.String("wio.benchjson", "", "run the actor benchmarks side by side and write JSON results to this file")
 
 func benchInput(e examples.Example, size int) []byte {
@@ -223,7 +225,7 @@ func TestBenchJSON(t *testing.T) {
 	}
 	ns := func(r testing.BenchmarkResult) float64 { return float64(r.T.Nanoseconds()) / float64(r.N) }
 	res := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "gomaxprocs": runtime.GOMAXPROCS(0),
-		"note": "contained = per-call deadline (wazero CloseOnContextDone); trusted = deployed with --trusted; ratios are native ns/op over wasm ns/op, measured back to back in one process"}
+		"note": "contained = per-call deadline (wazero CloseOnContextDone); trusted = deployed with --trusted; ratios are native ns/op over wasm ns/op; each figure is the minimum of benchRounds interleaved runs in one process (the CI machine is shared)", "rounds": benchRounds}
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res["loadavg_at_start"] = strings.TrimSpace(string(la))
 	}
@@ -231,8 +233,13 @@ func TestBenchJSON(t *testing.T) {
 	for _, e := range examples.All() {
 		for _, size := range []int{256, 64 << 10} {
 			r := map[string]float64{}
-			for _, mode := range modes {
-				r[mode] = ns(testing.Benchmark(func(b *testing.B) { benchHandle(b, e, mode, size) }))
+			for range benchRounds {
+				for _, mode := range modes {
+					v := ns(testing.Benchmark(func(b *testing.B) { benchHandle(b, e, mode, size) }))
+					if r[mode] == 0 || v < r[mode] {
+						r[mode] = v
+					}
+				}
 			}
 			h := handleRes{Actor: e.Name, Bytes: size, ContainedNs: r["contained"], TrustedNs: r["trusted"], NativeNs: r["native"]}
 			h.ContainedX, h.TrustedX = h.NativeNs/h.ContainedNs, h.NativeNs/h.TrustedNs
@@ -244,8 +251,13 @@ func TestBenchJSON(t *testing.T) {
 	res["handle"] = hs
 	up, _ := examples.Get("upper")
 	co := map[string]float64{}
-	for _, mode := range modes {
-		co[mode+"_empty_request_ns"] = ns(testing.Benchmark(func(b *testing.B) { benchHandle(b, up, mode, 0) }))
+	for range benchRounds {
+		for _, mode := range modes {
+			v := ns(testing.Benchmark(func(b *testing.B) { benchHandle(b, up, mode, 0) }))
+			if k := mode + "_empty_request_ns"; co[k] == 0 || v < co[k] {
+				co[k] = v
+			}
+		}
 	}
 	co["contained_overhead_ns"] = co["contained_empty_request_ns"] - co["native_empty_request_ns"]
 	co["trusted_overhead_ns"] = co["trusted_empty_request_ns"] - co["native_empty_request_ns"]
