@@ -51,8 +51,9 @@ bench-daxfs:
 
 # demo: the thermal/power placement experiment (docs/SCHEDULER.md): three
 # policies of 30 model minutes at 30x, about 3.5 minutes; writes
-# demo-report/report.json and PNG plots.
-demo: setup-demo
+# demo-report/report.json and PNG plots. Its two wasm actors need only the
+# Go toolchain (not wabt); without them it falls back to in-process actors.
+demo: setup-demo actors/examples/bin/lz4.wasm actors/examples/bin/crc32c.wasm
 	$(GO) build -o bin/wio ./cmd/wio
 	./bin/wio demo -out demo-report
 
