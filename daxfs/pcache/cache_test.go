@@ -385,15 +385,26 @@ func TestDeadHostPinsReleased(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A also dies in the middle of evicting slot 3 (after its CAS to
+	// EVICTING): the reaper must put the slot back to VALID, same bytes.
+	w3 := cA.word(3)
+	ev := mkWord(StateEvicting, wGen(w3), wFP(w3), hA.Slot())
+	if !e.r.CAS(cA.metaOff(3)+metaWord, w3, ev) {
+		t.Fatal("could not stage an eviction")
+	}
 	hA.Abandon()
 	readPage(t, cB, s, 8) // waits for the lease, reaps A, evicts
-	if st := cB.Stats(); st.PinsReleased != 8 || st.Reaped != 1 {
+	if st := cB.Stats(); st.PinsReleased != 8 || st.Reaped != 1 || st.Takeovers != 1 {
 		t.Fatalf("survivor stats: %v", st)
 	}
 	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
-	if rep.Pinned != 0 || len(rep.Hosts) != 1 {
+	if rep.Pinned != 0 || rep.Evicting != 0 || len(rep.Hosts) != 1 || !rep.Healthy() {
 		t.Fatalf("after reaping: %v", rep)
 	}
+	for p := range uint64(9) {
+		readPage(t, cB, s, p)
+	}
+	verifyAll(t, cB)
 }
 
 // Goroutines of two hosts read and pin overlapping random pages of a
@@ -584,4 +595,49 @@ func testConcurrentMisses(t *testing.T, slowClaim bool) {
 	if slowClaim && st.Yields+st2.Yields == 0 {
 		t.Error("no claim ever yielded: the duplicate-claim path was not exercised")
 	}
+}
+
+// A host dies holding pins; after its lease a new process joins the host
+// table and gets the same slot: Open reaps the predecessor's record (its
+// pins) before it uses the record.
+func TestOpenReapsPredecessor(t *testing.T) {
+	e := newEnv(t, 16, 16, 300*time.Millisecond)
+	cA, hA := e.open(t, "dies")
+	s := &src{id: 4}
+	if _, err := cA.Pin(s, 1); err != nil {
+		t.Fatal(err)
+	}
+	hA.Abandon()
+	// Take every other slot, so that the next join must take A's.
+	for range e.ht.MaxHosts() - 1 {
+		h, err := e.ht.Join(cxl.JoinOptions{Name: "filler"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Leave() })
+	}
+	for e.ht.Alive(hA.Slot(), hA.Incarnation()) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h, err := e.ht.Join(cxl.JoinOptions{Name: "successor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Leave()
+	if h.Slot() != hA.Slot() {
+		t.Fatalf("successor got slot %d, not the dead host's %d", h.Slot(), hA.Slot())
+	}
+	c, err := Open(e.r, e.ext.Off, e.ext.Len, e.ht, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if st := c.Stats(); st.PinsReleased != 1 || st.Reaped != 1 {
+		t.Fatalf("successor stats: %v", st)
+	}
+	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
+	if rep.Pinned != 0 || len(rep.Hosts) != 1 || rep.Hosts[0].Inc != h.Incarnation() {
+		t.Fatalf("after Open: %v", rep)
+	}
+	readPage(t, c, s, 1)
 }
