@@ -141,6 +141,7 @@ func (f *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 // snapshot, so seekdir/telldir are stable.
 type dir struct {
 	n   *node
+	h   *daxfs.Handle // open reference on the directory inode
 	mu  sync.Mutex
 	ent []gofuse.DirEntry
 	pos int
@@ -150,7 +151,10 @@ var (
 	_ fusefs.FileReaddirenter = (*dir)(nil)
 	_ fusefs.FileSeekdirer    = (*dir)(nil)
 	_ fusefs.FileFsyncdirer   = (*dir)(nil)
+	_ fusefs.FileReleasedirer = (*dir)(nil)
 )
+
+func (d *dir) Releasedir(ctx context.Context, flags uint32) { d.h.Close() }
 
 func (d *dir) load() error {
 	fs := d.n.m.fs
@@ -203,7 +207,7 @@ func (d *dir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
-	return d.n.Fsync(ctx, nil, flags)
+	return errno(d.h.Sync())
 }
 
 var _ fusefs.FileWritever = (*file)(nil)

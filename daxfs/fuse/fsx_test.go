@@ -15,8 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// defaultFsxOps is the make test size (smaller under -race, race_test.go).
+var defaultFsxOps = 4000
+
 var (
-	fsxOps  = flag.Int("fsx.ops", 4000, "operations per fsx run (the soak target uses 100000)")
+	fsxOps  = flag.Int("fsx.ops", 0, "operations per fsx run (0: 4000, 1500 under -race; make fuse-soak uses 100000)")
 	fsxSeed = flag.Uint64("fsx.seed", 0, "fsx seed (0: from the clock; printed on failure)")
 )
 
@@ -283,6 +286,13 @@ func (x *fsx) final() {
 	}
 }
 
+func opsToRun() int {
+	if *fsxOps > 0 {
+		return *fsxOps
+	}
+	return defaultFsxOps
+}
+
 func seed(t testing.TB) uint64 {
 	if *fsxSeed != 0 {
 		return *fsxSeed
@@ -300,9 +310,9 @@ func TestFsx(t *testing.T) {
 	serve(t, region, mnt, CoherenceZero)
 	x := newFsx(t, seed(t), []string{filepath.Join(mnt, "fsx")})
 	start := time.Now()
-	x.run(*fsxOps)
+	x.run(opsToRun())
 	x.final()
-	t.Logf("fsx: %d ops on one mount in %v, no mismatch: %v", *fsxOps, time.Since(start).Round(time.Millisecond), x.counts)
+	t.Logf("fsx: %d ops on one mount in %v, no mismatch: %v", opsToRun(), time.Since(start).Round(time.Millisecond), x.counts)
 }
 
 // TestFsxTwoMounts splits the ops at random between two mounts of one
@@ -315,7 +325,7 @@ func TestFsxTwoMounts(t *testing.T) {
 	serve(t, region, b, CoherenceZero)
 	x := newFsx(t, seed(t), []string{filepath.Join(a, "fsx"), filepath.Join(b, "fsx")})
 	start := time.Now()
-	x.run(*fsxOps)
+	x.run(opsToRun())
 	x.final()
-	t.Logf("fsx: %d ops across two mounts in %v, no mismatch: %v", *fsxOps, time.Since(start).Round(time.Millisecond), x.counts)
+	t.Logf("fsx: %d ops across two mounts in %v, no mismatch: %v", opsToRun(), time.Since(start).Round(time.Millisecond), x.counts)
 }

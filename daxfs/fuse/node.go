@@ -112,6 +112,9 @@ func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *gofuse.Att
 	if fh, ok := f.(*file); ok && fh != nil {
 		// Works for an open file whose last name is gone.
 		a = fh.h.Stat()
+	} else if dh, ok := f.(*dir); ok && dh != nil && dh.h != nil {
+		// And for an open directory removed or renamed over.
+		a = dh.h.Stat()
 	} else {
 		var err error
 		if a, err = n.m.fs.GetAttr(n.ino()); err != nil {
@@ -321,8 +324,15 @@ func (n *node) Fsync(ctx context.Context, f fusefs.FileHandle, flags uint32) sys
 }
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	d := &dir{n: n}
+	// The open reference keeps the directory inode alive while it is
+	// open, as POSIX wants for fstat of a directory removed meanwhile.
+	h, err := n.m.fs.OpenIno(n.ino(), syscall.O_RDONLY)
+	if err != nil {
+		return nil, 0, errno(err)
+	}
+	d := &dir{n: n, h: h}
 	if err := d.load(); err != nil {
+		h.Close()
 		return nil, 0, errno(err)
 	}
 	return d, 0, 0
