@@ -76,6 +76,10 @@ func startNode(t testing.TB, ctx context.Context, path string, side Side) (stop 
 }
 
 func startNodeRT(t testing.TB, ctx context.Context, path string, side Side, cfg RuntimeConfig) (stop func()) {
+	return startNodeOpts(t, ctx, path, side, cfg, NodeOptions{})
+}
+
+func startNodeOpts(t testing.TB, ctx context.Context, path string, side Side, cfg RuntimeConfig, o NodeOptions) (stop func()) {
 	t.Helper()
 	p := openProc(t, path, side.String())
 	rt := newTestRuntime(t, cfg)
@@ -83,7 +87,8 @@ func startNodeRT(t testing.TB, ctx context.Context, path string, side Side, cfg 
 	if _, ok := t.(*testing.B); ok || quietNodes {
 		log = nil
 	}
-	n, err := NewNode(p.a, p.host, side, rt, NodeOptions{Log: log})
+	o.Log = log
+	n, err := NewNode(p.a, p.host, side, rt, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +221,8 @@ func TestPipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	defer startNode(t, ctx, path, Host)()
+	// With Persist: every commit is msync'ed (the durability path).
+	defer startNodeOpts(t, ctx, path, Host, RuntimeConfig{}, NodeOptions{Persist: true})()
 	pl := NewPipeline(NewClient(p.a, p.host), "upper", "crc32c")
 	got, err := pl.Apply(ctx, []byte("abc"))
 	if err != nil {

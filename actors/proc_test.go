@@ -316,7 +316,11 @@ func runMultiProcess(t *testing.T, cfg mpConfig) mpResult {
 			killed++
 			// Wait until the survivor took everything over, then restart
 			// the victim's side so migrations continue.
+			takeoverDeadline := time.Now().Add(2 * time.Minute)
 			for {
+				if time.Now().After(takeoverDeadline) {
+					t.Fatalf("the surviving side did not take over the actors of the killed %v daemon", victim)
+				}
 				infos, _ := p.a.Status()
 				all := true
 				for _, in := range infos {
