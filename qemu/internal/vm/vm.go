@@ -263,8 +263,9 @@ func run(ctx context.Context, m Machine, marker string, signal func(), progress 
 	case <-ctx.Done():
 		o.TimedOut = true
 		progress(fmt.Sprintf("%s: stopping (%v) after %.0fs; killing qemu pid %d", m.Name, context.Cause(ctx), time.Since(start).Seconds(), cmd.Process.Pid))
-		kill(cmd)
+		t := kill(cmd)
 		werr = <-waitDone
+		t.Stop()
 	}
 	o.Wall = time.Since(start)
 	o.Log = console.Bytes()
@@ -285,16 +286,16 @@ func bootNote(o Outcome) string {
 	return ""
 }
 
-// kill ends qemu: SIGTERM to its process group, then SIGKILL if it lingers.
-func kill(cmd *exec.Cmd) {
+// kill ends qemu: SIGTERM to its process group, then SIGKILL if it
+// lingers. The caller stops the returned timer once qemu has been reaped.
+func kill(cmd *exec.Cmd) *time.Timer {
 	pid := cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	t := time.AfterFunc(3*time.Second, func() {
+	return time.AfterFunc(3*time.Second, func() {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = cmd.Process.Kill()
 	})
-	go func() { <-time.After(4 * time.Second); t.Stop() }()
 }
 
 // NewestKernel finds the newest /boot/vmlinuz-* and its version.
