@@ -106,10 +106,9 @@ type Cache struct {
 	insertRef  bool          // publish new pages with the ref bit set
 	waitLimit  time.Duration // how long to wait for a fill or a victim
 	onEvict    func(src, page uint64)
-	afterClear func()                 // between phase (b) and its rescan
-	afterClaim func()                 // between the claim CAS and the tag stores
-	beforeCopy func(src, page uint64) // after ReadPage, before the ownership check
-	noFence    bool                   // skip the host.Err check before copying in
+	afterClear func() // between phase (b) and its rescan
+	afterClaim func() // between the claim CAS and the tag stores
+	noFence    bool   // skip the host.Err check before copying in
 }
 
 // Open attaches host, a member of ht, to the cache formatted at
@@ -447,6 +446,9 @@ func (c *Cache) acquire(src Source, page uint64, bp **[]byte) (slot, word uint64
 			// tag before they looked), so never both fill.
 			c.r.CAS(m+metaWord, nw, mkWord(StateFree, nextGen(gen), 0, 0))
 			c.st.yields.Add(1)
+			if time.Since(began) > c.waitLimit {
+				return 0, 0, false, fmt.Errorf("pcache: page %d of source %#x: concurrent claims kept yielding: %w", page, id, ErrBusy)
+			}
 			jitter(attempt)
 			continue
 		}
@@ -458,9 +460,6 @@ func (c *Cache) acquire(src Source, page uint64, bp **[]byte) (slot, word uint64
 			c.r.CAS(m+metaWord, nw, mkWord(StateFree, nextGen(gen), 0, 0))
 			c.st.fillErrors.Add(1)
 			return 0, 0, false, fmt.Errorf("pcache: fill page %d of source %#x into slot %d: %w", page, id, s, err)
-		}
-		if c.beforeCopy != nil {
-			c.beforeCopy(id, page)
 		}
 		if !c.noFence {
 			if err := c.host.Err(); err != nil {
