@@ -105,7 +105,7 @@ func runMount(regionPath, mnt string, f mountFlags) error {
 		Debug:      f.debug,
 	})
 	if err != nil {
-		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		if !errors.Is(err, daxfuse.ErrStaleMount) && os.Geteuid() != 0 && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES)) {
 			return fmt.Errorf("%w (not root: is fusermount3 installed, Debian package fuse3?)", err)
 		}
 		return err

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -99,6 +101,13 @@ func CheckMountpoint(dir string) error {
 	if err == nil {
 		return nil
 	}
+	if (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) && fuseMounted(dir) {
+		// The kernel answers other users EACCES on a FUSE mount, dead or
+		// alive, so a stale mount of someone else looks like this.
+		return fmt.Errorf("daxfs fuse: mountpoint %s: %w: a FUSE file system is mounted there that this user cannot use "+
+			"(another user's, or a stale one left by a killed mount); its owner or root can clear it with `fusermount3 -u %s` or `umount -l %s`",
+			dir, ErrStaleMount, dir, dir)
+	}
 	if !errors.Is(err, syscall.ENOTCONN) {
 		return fmt.Errorf("daxfs fuse: mountpoint %s: %w", dir, err)
 	}
@@ -111,6 +120,28 @@ func CheckMountpoint(dir string) error {
 	}
 	return fmt.Errorf("daxfs fuse: mountpoint %s: %w left by a killed mount (%v); clear it with `fusermount3 -u %s` (or `umount -l %s` as root)",
 		dir, ErrStaleMount, err, dir, dir)
+}
+
+// fuseMounted reports whether /proc/self/mounts lists a FUSE file system
+// mounted at dir.
+func fuseMounted(dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		// Spaces in paths are written as \040; such a mountpoint is
+		// simply not recognised.
+		if len(f) > 2 && f[1] == abs && strings.HasPrefix(f[2], "fuse") {
+			return true
+		}
+	}
+	return false
 }
 
 // Mount serves fs at dir until Unmount. As root it calls mount(2)
