@@ -22,8 +22,9 @@ func atoi(s string) int {
 }
 
 func init() {
-	// reader: path pages backing ops seed — random overlapping pages, every
-	// byte checked, one in five through a pin.
+	// reader: path pages backing ops seed [slow] — random overlapping
+	// pages, every byte checked, one in five through a pin; "slow" makes
+	// every backing read take 300µs.
 	proctest.Register("reader", func(args []string) error {
 		pages, ops, seed := atoi(args[1]), atoi(args[3]), atoi(args[4])
 		e, err := attach(args[0], pages)
@@ -43,6 +44,10 @@ func init() {
 		}
 		defer f.Close()
 		s := &src{id: backingID, e: e, pages: uint64(pages), file: f}
+		if len(args) > 5 && args[5] == "slow" {
+			// Mostly inside fills when killed.
+			s.hook = func(uint64) { time.Sleep(300 * time.Microsecond) }
+		}
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
 		buf := make([]byte, PageSize)
 		for range ops {
@@ -201,4 +206,56 @@ func TestKilledPinnerReleased(t *testing.T) {
 	if rep.Pinned != 0 || len(rep.Hosts) != 1 {
 		t.Fatalf("after reaping: %v", rep)
 	}
+}
+
+// Readers are SIGKILLed at random points of a busy run (mid-fill, pinned,
+// mid-eviction, whatever they were doing) while others keep reading:
+// every survivor's bytes are right, survivors are never wedged past the
+// lease, and once the dead are reaped nothing stays pinned, PENDING or
+// EVICTING.
+func TestRandomKillsDuringReads(t *testing.T) {
+	const slots, pages = 64, 512
+	e := newEnv(t, slots, pages, 600*time.Millisecond)
+	backing := writeBacking(t, backingID, pages)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	ops := "3000"
+	if testing.Short() {
+		ops = "800"
+	}
+	var survivors []*proctest.Child
+	for round := range 2 {
+		victim := proctest.Start(t, "reader", e.path, strconv.Itoa(pages), backing, "100000000", strconv.Itoa(100+round), "slow")
+		for i := range 2 {
+			survivors = append(survivors, proctest.Start(t, "reader", e.path, strconv.Itoa(pages), backing, ops, strconv.Itoa(10*round+i)))
+		}
+		time.Sleep(time.Duration(200+rng.IntN(300)) * time.Millisecond)
+		victim.Kill()
+		victim.Wait()
+	}
+	proctest.WaitAll(t, survivors...)
+	me, _ := e.open(t, "checker")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		me.ReapDead()
+		rep, err := Inspect(e.r, e.ext.Off, e.ext.Len)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Pinned == 0 && rep.Pending == 0 && rep.Evicting == 0 && len(rep.Hosts) == 1 && rep.Healthy() {
+			t.Logf("%v", rep)
+			if rep.Takeovers == 0 {
+				t.Log("no victim died mid-fill this run")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead readers never fully reaped: %v", rep)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := &src{id: backingID}
+	for p := range uint64(pages) {
+		readPage(t, me, s, p)
+	}
+	verifyAll(t, me)
 }
