@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -126,8 +127,9 @@ func (c *common) preflight() (*bed, error) {
 		b.bootKernel = k
 		progressf("kernel %s: %s", b.kernel, note)
 	}
+	removeStale()
 	if c.workdir == "" {
-		d, err := os.MkdirTemp("", "daxwio-testbed-")
+		d, err := os.MkdirTemp("", fmt.Sprintf("daxwio-testbed-%d-", os.Getpid()))
 		if err != nil {
 			return nil, fmt.Errorf("work directory: %w", err)
 		}
@@ -303,4 +305,43 @@ func (b *bed) boot(ctx context.Context, ms []vm.Machine, timeout time.Duration) 
 		marker = cxlReady
 	}
 	return vm.RunStaggered(ctx, ms, marker, b.vmProgress)
+}
+
+// removeStale deletes pools and temporary work directories left by testbed
+// runs that were killed (their names carry the dead process's id). A
+// SIGKILLed testbed cannot clean up; its qemu processes die with it
+// (parent-death signal), its files are removed here by the next run.
+func removeStale() {
+	for _, pat := range []string{"/dev/shm/daxwio-testbed-*", filepath.Join(os.TempDir(), "daxwio-testbed-*")} {
+		ms, _ := filepath.Glob(pat)
+		for _, m := range ms {
+			pid, ok := stalePID(filepath.Base(m))
+			if !ok {
+				continue
+			}
+			if err := syscall.Kill(pid, 0); err == nil || err == syscall.EPERM {
+				continue // still running
+			}
+			if err := os.RemoveAll(m); err == nil {
+				progressf("removed %s, left by testbed process %d that is gone", m, pid)
+			}
+		}
+	}
+}
+
+// stalePID parses "daxwio-testbed-PID-rest".
+func stalePID(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "daxwio-testbed-")
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(num)
+	if err != nil || pid <= 1 || pid == os.Getpid() {
+		return 0, false
+	}
+	return pid, true
 }

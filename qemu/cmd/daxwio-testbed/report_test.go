@@ -58,3 +58,20 @@ func TestPreflightReportsEverythingMissing(t *testing.T) {
 		t.Errorf("bad backend: %v", err)
 	}
 }
+
+func TestStalePID(t *testing.T) {
+	for name, want := range map[string]int{
+		"daxwio-testbed-4251-cas":   4251,
+		"daxwio-testbed-77-123456":  77,
+		"daxwio-testbed-x-cas":      0,
+		"daxwio-testbed-4251":       0,
+		"daxwio-demo-11869":         0,
+		"daxwio-testbed-1-init":     0,
+		"daxwio-testbed-2051108533": 0,
+	} {
+		pid, ok := stalePID(name)
+		if (want == 0) == ok || (ok && pid != want) {
+			t.Errorf("stalePID(%q) = %d, %v; want %d", name, pid, ok, want)
+		}
+	}
+}
