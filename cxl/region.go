@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -155,7 +156,7 @@ func regionSize(f *os.File, path string, kind regionKind) (int64, error) {
 		return st.Size(), nil
 	}
 	// A device-dax character device reports its size in sysfs.
-	sys, ok := st.Sys().(*unix.Stat_t)
+	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, fmt.Errorf("cxl: %s: no device numbers", path)
 	}
