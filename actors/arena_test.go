@@ -114,7 +114,7 @@ func deployExamples(t testing.TB, a *Arena, side Side) {
 // example, migrations while requests flow; outputs equal the twins'.
 func TestInProcessMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "region")
-	testRegion(t, path, time.Second, ArenaOptions{Slots: 8, MaxRequest: 4096})
+	testRegion(t, path, 3*time.Second, ArenaOptions{Slots: 8, MaxRequest: 4096})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	p := openProc(t, path, "test")
@@ -170,8 +170,10 @@ loop:
 		default:
 		}
 		e := examples.All()[r.IntN(5)]
-		if err := p.a.Migrate(ctx, e.Name, Side(r.IntN(2))); errors.Is(err, ErrAborted) {
-			t.Logf("aborted: %v", err)
+		if err := p.a.Migrate(ctx, e.Name, Side(r.IntN(2))); errors.Is(err, ErrAborted) || errors.Is(err, ErrTargetDown) {
+			// Legitimate outcomes (a side whose heartbeat was starved on a
+			// loaded machine is fenced); exactly-once must hold regardless.
+			t.Logf("not migrated: %v", err)
 		} else if err != nil {
 			failed = err
 			break
@@ -212,7 +214,7 @@ func readHeaderForTest(p *proc) (*cxl.Header, error) { return cxl.ReadHeader(p.r
 
 func TestPipeline(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "region")
-	testRegion(t, path, time.Second, ArenaOptions{Slots: 4, MaxRequest: 4096})
+	testRegion(t, path, 3*time.Second, ArenaOptions{Slots: 4, MaxRequest: 4096})
 	ctx := context.Background()
 	p := openProc(t, path, "test")
 	rt := newTestRuntime(t, RuntimeConfig{})
@@ -245,7 +247,7 @@ func TestPipeline(t *testing.T) {
 // on the same daemon keeps serving, and its state is untouched.
 func TestHostileInDaemon(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "region")
-	testRegion(t, path, time.Second, ArenaOptions{Slots: 4, MaxRequest: 4096})
+	testRegion(t, path, 3*time.Second, ArenaOptions{Slots: 4, MaxRequest: 4096})
 	ctx := context.Background()
 	p := openProc(t, path, "test")
 	rt := newTestRuntime(t, RuntimeConfig{})
@@ -284,7 +286,7 @@ func TestHostileInDaemon(t *testing.T) {
 // a clean stop), and what the flush wrote is committed with the state.
 func TestFlushOnDrain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "region")
-	testRegion(t, path, time.Second, ArenaOptions{Slots: 4, MaxRequest: 1024})
+	testRegion(t, path, 3*time.Second, ArenaOptions{Slots: 4, MaxRequest: 1024})
 	ctx := context.Background()
 	p := openProc(t, path, "test")
 	if err := p.a.Deploy(ctx, newTestRuntime(t, RuntimeConfig{}), "fc", testWasm["test/flushcount"], DeployOptions{StateSize: 16}); err != nil {

@@ -138,7 +138,7 @@ func BenchmarkInstantiate(b *testing.B) {
 // client keeps depth requests outstanding, and returns every blackout.
 func blackouts(b testing.TB, depth, n int) []time.Duration {
 	path := filepath.Join(b.TempDir(), "region")
-	testRegion(b, path, time.Second, ArenaOptions{Slots: 128, MaxRequest: 1024})
+	testRegion(b, path, 3*time.Second, ArenaOptions{Slots: 128, MaxRequest: 1024})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := openProc(b, path, "bench")

@@ -134,7 +134,7 @@ func FuzzArenaBytes(f *testing.F) {
 	f.Add(uint16(arenaHdrLen+enClaim), binary.LittleEndian.AppendUint64(nil, claimWord(nameHash("a"), claimLive)))
 	f.Add(uint16(arenaHdrLen+enCommit), binary.LittleEndian.AppendUint64(nil, ^uint64(0)))
 	path := filepath.Join(f.TempDir(), "region")
-	testRegion(f, path, time.Second, ArenaOptions{MaxActors: 4, Slots: 4, MaxRequest: 1024})
+	testRegion(f, path, 3*time.Second, ArenaOptions{MaxActors: 4, Slots: 4, MaxRequest: 1024})
 	f.Fuzz(func(t *testing.T, off uint16, b []byte) {
 		p := openProc(t, path, "fuzz")
 		ext := p.a.base

@@ -96,7 +96,7 @@ func TestDaemonsEndToEnd(t *testing.T) {
 	badPath := filepath.Join(dir, "bad.wasm")
 	os.WriteFile(badPath, bad, 0o644)
 
-	host := daemon(t, region, cache, "host", "--create", "--size", "16M", "--lease", "1s", "--slots", "8", "--max-request", "4096")
+	host := daemon(t, region, cache, "host", "--create", "--size", "16M", "--lease", "3s", "--slots", "8", "--max-request", "4096")
 	daemon(t, region, cache, "device")
 
 	if out, errs, code := wio(t, region, "", "deploy", "up", mod, "--cache", cache); code != 0 {
