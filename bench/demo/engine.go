@@ -245,6 +245,7 @@ type Result struct {
 	HostBusyS       float64 `json:"host_busy_s"`
 	DeviceBusyS     float64 `json:"device_busy_s"`
 	Errors          int     `json:"errors"`
+	Takeovers       int     `json:"takeovers"` // actors taken over from a daemon declared dead (should be 0)
 	Moves           []Move  `json:"moves"`
 	Series          []Point `json:"series"`
 }

@@ -155,7 +155,9 @@ func startProcWorld(ctx context.Context, c Config, policy string, nominal float6
 		return w, err
 	}
 	w.r = r
-	h, err := cxl.Format(r, cxl.FormatOptions{MaxHosts: 16, Extents: []cxl.ExtentSpec{
+	// A long lease: on a loaded machine a daemon whose heartbeat is late
+	// must not be declared dead and have its actors taken over mid-run.
+	h, err := cxl.Format(r, cxl.FormatOptions{MaxHosts: 16, Lease: 30 * time.Second, Extents: []cxl.ExtentSpec{
 		{Name: actors.ExtentName, Size: arena}, {Name: telExtent, Size: 4096}, {Name: demoExtent, Size: 4096}}})
 	if err != nil {
 		return w, err
@@ -182,25 +184,6 @@ func startProcWorld(ctx context.Context, c Config, policy string, nominal float6
 	cache := c.CacheDir
 	if w.rt, err = actors.NewRuntime(ctx, actors.RuntimeConfig{CacheDir: cache}); err != nil {
 		return w, err
-	}
-	side := actors.Device
-	if policy == HostPinned {
-		side = actors.Host
-	}
-	lz, _ := examples.Get("lz4")
-	cr, _ := examples.Get("crc32c")
-	for _, d := range []struct {
-		name, file string
-		e          examples.Example
-	}{{CompressActor, "lz4.wasm", lz}, {ChecksumActor, "crc32c.wasm", cr}} {
-		wasm, err := os.ReadFile(filepath.Join(c.WasmDir, d.file))
-		if err != nil {
-			return w, fmt.Errorf("demo: actor %s: %w (run make actors)", d.name, err)
-		}
-		if err := w.a.Deploy(ctx, w.rt, d.name, wasm, actors.DeployOptions{Side: side, StateSize: uint32(d.e.StateSize),
-			Arg: d.e.Arg, Trusted: true}); err != nil {
-			return w, fmt.Errorf("demo: deploying %s: %w", d.name, err)
-		}
 	}
 	base := childArgs{Region: c.RegionPath, Profile: c.ProfileName, Compression: c.Compression, NominalBps: nominal,
 		StartTempC: c.StartTempC, Block: c.BlockSize, HostCores: c.HostCores, CapTrace: encodeCap(c.HostCap),
@@ -252,6 +235,27 @@ func startProcWorld(ctx context.Context, c Config, policy string, nominal float6
 			return w, err
 		}
 	}
+	// Deploy only now that both daemons serve: an actor deployed on a side
+	// whose daemon is not up yet would be taken over by the other side.
+	side := actors.Device
+	if policy == HostPinned {
+		side = actors.Host
+	}
+	lz, _ := examples.Get("lz4")
+	cr, _ := examples.Get("crc32c")
+	for _, d := range []struct {
+		name, file string
+		e          examples.Example
+	}{{CompressActor, "lz4.wasm", lz}, {ChecksumActor, "crc32c.wasm", cr}} {
+		wasm, err := os.ReadFile(filepath.Join(c.WasmDir, d.file))
+		if err != nil {
+			return w, fmt.Errorf("demo: actor %s: %w (run make actors)", d.name, err)
+		}
+		if err := w.a.Deploy(ctx, w.rt, d.name, wasm, actors.DeployOptions{Side: side, StateSize: uint32(d.e.StateSize),
+			Arg: d.e.Arg, Trusted: true}); err != nil {
+			return w, fmt.Errorf("demo: deploying %s: %w", d.name, err)
+		}
+	}
 	// Warm up: one request per actor, so the owning side has instantiated
 	// it before the clock starts.
 	cl := actors.NewClient(w.a, w.me)
@@ -262,6 +266,11 @@ func startProcWorld(ctx context.Context, c Config, policy string, nominal float6
 	}
 	if _, err := cl.Call(wctx, ChecksumActor, []byte("warm up")); err != nil {
 		return w, fmt.Errorf("demo: warming up %s: %w: %s", ChecksumActor, err, w.childOutput())
+	}
+	for _, a := range (procExecutor{w: w}).Actors() {
+		if actors.Side(a.Side) != side {
+			return w, fmt.Errorf("demo: actor %s runs on the %v side after warm-up, want %v", a.ID, a.Side, side)
+		}
 	}
 	return w, nil
 }
@@ -829,6 +838,10 @@ func runPolicyProcs(ctx context.Context, c Config, policy string, nominal float6
 			res.BlackoutTotalMs += m.BlackoutMs
 			res.BlackoutMaxMs = max(res.BlackoutMaxMs, m.BlackoutMs)
 		}
+	}
+	infos, _ := w.a.Status()
+	for _, in := range infos {
+		res.Takeovers += int(in.Takeovers)
 	}
 	if res.Writes == 0 {
 		return res, fmt.Errorf("no write completed: %s", w.childOutput())
