@@ -300,7 +300,7 @@ func TestStalledFillerCannotPublish(t *testing.T) {
 			name = "generation-only"
 		}
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, 8, 64, 500*time.Millisecond)
+			e := newEnv(t, 8, 64, time.Second)
 			cA, hA := e.open(t, "stalled")
 			cB, _ := e.open(t, "survivor")
 			for _, c := range []*Cache{cA, cB} {
@@ -373,7 +373,7 @@ func verifyAll(t testing.TB, c *Cache) {
 // A host dies holding pins (in-process: heartbeat stopped). After its
 // lease, a miss with no victim reaps it and the slots become evictable.
 func TestDeadHostPinsReleased(t *testing.T) {
-	e := newEnv(t, 8, 64, 500*time.Millisecond)
+	e := newEnv(t, 8, 64, time.Second)
 	cA, hA := e.open(t, "pinner")
 	cB, _ := e.open(t, "survivor")
 	for _, c := range []*Cache{cA, cB} {
@@ -412,7 +412,7 @@ func TestDeadHostPinsReleased(t *testing.T) {
 // while cached, nothing stays pinned.
 func TestHammer(t *testing.T) {
 	const slots, pages = 64, 512
-	e := newEnv(t, slots, pages, 2*time.Second)
+	e := newEnv(t, slots, pages, 10*time.Second)
 	caches := make([]*Cache, 2)
 	for i := range caches {
 		caches[i], _ = e.open(t, "hammer")
@@ -548,7 +548,7 @@ func TestConcurrentMissesFillOnce(t *testing.T) {
 
 func testConcurrentMisses(t *testing.T, slowClaim bool) {
 	const pages = 40
-	e := newEnv(t, 64, pages, 2*time.Second)
+	e := newEnv(t, 64, pages, 10*time.Second)
 	a, _ := e.open(t, "a")
 	b, _ := e.open(t, "b")
 	if slowClaim {
@@ -601,7 +601,7 @@ func testConcurrentMisses(t *testing.T, slowClaim bool) {
 // table and gets the same slot: Open reaps the predecessor's record (its
 // pins) before it uses the record.
 func TestOpenReapsPredecessor(t *testing.T) {
-	e := newEnv(t, 16, 16, 300*time.Millisecond)
+	e := newEnv(t, 16, 16, time.Second)
 	cA, hA := e.open(t, "dies")
 	s := &src{id: 4}
 	if _, err := cA.Pin(s, 1); err != nil {

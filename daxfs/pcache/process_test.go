@@ -129,7 +129,7 @@ func TestProcessesShareOneCache(t *testing.T) {
 	if testing.Short() {
 		ops = 800
 	}
-	e := newEnv(t, slots, pages, 2*time.Second)
+	e := newEnv(t, slots, pages, 10*time.Second)
 	backing := writeBacking(t, backingID, pages)
 	var cs []*proctest.Child
 	for i := range procs {
@@ -161,7 +161,7 @@ func waitSignal(t *testing.T, e *env, i int, c *proctest.Child) {
 // A filler SIGKILLed mid-fill: after its lease the slot is taken over and
 // a reader gets the right bytes.
 func TestKilledFillerSlotReclaimed(t *testing.T) {
-	e := newEnv(t, 16, 64, 600*time.Millisecond)
+	e := newEnv(t, 16, 64, time.Second)
 	c := proctest.Start(t, "stall-filler", e.path, "7")
 	waitSignal(t, e, 0, c)
 	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
@@ -187,7 +187,7 @@ func TestKilledFillerSlotReclaimed(t *testing.T) {
 // A reader SIGKILLed while it pins every slot of a window: its pins are
 // released when it is reaped and the slots become evictable again.
 func TestKilledPinnerReleased(t *testing.T) {
-	e := newEnv(t, 8, 64, 600*time.Millisecond)
+	e := newEnv(t, 8, 64, time.Second)
 	c := proctest.Start(t, "pinner", e.path, "8")
 	waitSignal(t, e, 1, c)
 	rep, _ := Inspect(e.r, e.ext.Off, e.ext.Len)
@@ -215,7 +215,7 @@ func TestKilledPinnerReleased(t *testing.T) {
 // EVICTING.
 func TestRandomKillsDuringReads(t *testing.T) {
 	const slots, pages = 64, 512
-	e := newEnv(t, slots, pages, 600*time.Millisecond)
+	e := newEnv(t, slots, pages, 3*time.Second)
 	backing := writeBacking(t, backingID, pages)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	ops := "3000"
