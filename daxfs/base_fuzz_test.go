@@ -218,7 +218,7 @@ func TestBaseValidationRejects(t *testing.T) {
 // Validation time grows linearly with the image: measured at three sizes
 // (go test -run TestBaseValidationScaling -v; DAXFS_HEAVY=1 for larger).
 func TestBaseValidationScaling(t *testing.T) {
-	sizes := []int{2000, 8000, 32000}
+	sizes := []int{1000, 4000, 16000}
 	if os.Getenv("DAXFS_HEAVY") != "" {
 		sizes = []int{20000, 80000, 320000}
 	}

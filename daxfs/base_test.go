@@ -23,6 +23,10 @@ import (
 func genTree(t testing.TB, dir string, n int, bigFiles int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
+	// File contents are slices of one random pool (no per-byte loops:
+	// they crawl under the race detector).
+	pool := make([]byte, 8*BlockSize)
+	rand.NewChaCha8([32]byte{1}).Read(pool)
 	odd := []string{"sp ace", "tab\tname", "new\nline", "ünïcödé-ファイル", "-dash", "..dots", "...", ".hidden",
 		"back\\slash", "q\"uote", "star*", "q?mark", "emoji-😀", strings.Repeat("L", 255), "#hash", "%pct", "~tilde", "a:b", "\x01ctl"}
 	dirs := []string{dir}
@@ -59,10 +63,9 @@ func genTree(t testing.TB, dir string, n int, bigFiles int) {
 			}
 			files = append(files, p)
 		case k < 75:
-			b := make([]byte, rng.IntN(3*BlockSize))
-			for i := range b {
-				b[i] = byte(rng.Uint32())
-			}
+			n := rng.IntN(3 * BlockSize)
+			o := rng.IntN(len(pool) - n)
+			b := pool[o : o+n]
 			if os.WriteFile(p, b, os.FileMode(0o400|rng.IntN(0o400))) != nil {
 				continue
 			}
@@ -98,10 +101,7 @@ func genTree(t testing.TB, dir string, n int, bigFiles int) {
 		count++
 	}
 	for i := range bigFiles {
-		b := make([]byte, (2+i)<<20+123)
-		for j := range b {
-			b[j] = byte(j*7 + i)
-		}
+		b := bytes.Repeat(pool[i*100:i*100+4093], ((2+i)<<20)/4093+1)
 		must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("big%d", i)), b, 0o640))
 	}
 	must(t, os.Mkdir(filepath.Join(dir, "emptydir"), 0o755))
@@ -205,8 +205,23 @@ func treeSize() int {
 	return 10000
 }
 
+// shmDir is a temporary directory on tmpfs (like the regions), removed
+// when the test ends.
+func shmDir(t testing.TB) string {
+	t.Helper()
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		return t.TempDir()
+	}
+	d, err := os.MkdirTemp("/dev/shm", "daxfs-tree-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 func TestBaseRoundTrip(t *testing.T) {
-	src := t.TempDir()
+	src := shmDir(t)
 	genTree(t, src, treeSize(), 2)
 	for _, mode := range []Mode{ModeStatic, ModeSplit} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -252,7 +267,7 @@ func modifyFromTwoProcesses(t *testing.T, fs *FS, region, src string) {
 		return nil
 	})
 	lf := filepath.Join(t.TempDir(), "list")
-	must(t, os.WriteFile(lf, []byte(strings.Join(list, "\n")), 0o644))
+	must(t, os.WriteFile(lf, []byte(strings.Join(list, "\x00")), 0o644))
 	c0 := proctest.Start(t, "base-writer", region, "0", lf)
 	c1 := proctest.Start(t, "base-writer", region, "1", lf)
 	must(t, c0.Wait())
@@ -296,7 +311,7 @@ func init() {
 			return err
 		}
 		p := fs.Paths(0, 0)
-		for _, rel := range strings.Split(string(list), "\n") {
+		for _, rel := range strings.Split(string(list), "\x00") {
 			f, err := p.OpenFile(rel, os.O_RDWR, 0)
 			if err != nil {
 				return err
@@ -429,4 +444,15 @@ func TestBaseCopyOnWrite(t *testing.T) {
 	if fmt.Sprint(entNames(ents)) != "[b big small]" {
 		t.Fatalf("second mount readdir /a: %v", entNames(ents))
 	}
+}
+
+// TestGenTree writes the round-trip tree to $DAXFS_GENTREE for measuring
+// mkfs against cp -a (docs: the base image numbers); skipped otherwise.
+func TestGenTree(t *testing.T) {
+	dir := os.Getenv("DAXFS_GENTREE")
+	if dir == "" {
+		t.Skip("set DAXFS_GENTREE=DIR to write the tree")
+	}
+	must(t, os.MkdirAll(dir, 0o755))
+	genTree(t, dir, treeSize(), 2)
 }
