@@ -1,6 +1,7 @@
 package daxfs
 
 import (
+	"math/bits"
 	"runtime"
 	"time"
 )
@@ -28,7 +29,7 @@ func (fs *FS) enter() guard {
 	if fs.rec == 0 {
 		return guard{fs: fs, slot: -1}
 	}
-	slot := <-fs.tokens
+	slot := fs.takeSlot()
 	w := fs.rec + hrEpochs + uint64(slot)*8
 	e := fs.r.Load(fs.sb.sharedWord(swEpoch))
 	for {
@@ -47,7 +48,24 @@ func (g guard) exit() {
 		return
 	}
 	g.fs.r.Store(g.word, 0)
-	g.fs.tokens <- g.slot
+	g.fs.busy.And(^(uint64(1) << g.slot))
+}
+
+// takeSlot claims a free epoch slot of this host (a bitmap in host memory:
+// cheaper than a channel on every operation); with all 64 in use it yields
+// until one frees.
+func (fs *FS) takeSlot() int {
+	for i := 0; ; i++ {
+		m := fs.busy.Load()
+		if m == ^uint64(0) {
+			backoff(i + 8)
+			continue
+		}
+		s := bits.TrailingZeros64(^m)
+		if fs.busy.CompareAndSwap(m, m|uint64(1)<<s) {
+			return s
+		}
+	}
 }
 
 // Limbo block (one page):

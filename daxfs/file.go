@@ -451,9 +451,8 @@ func (fs *FS) touchAtime(in uint64) {
 	}
 	r := fs.r
 	a, m := r.Load(in+inAtime), r.Load(in+inMtime)
-	t := now()
-	if a <= m || t-a > uint64(24*time.Hour) {
-		r.Store(in+inAtime, t)
+	if a <= m || coarseNow()-a > uint64(24*time.Hour) {
+		r.Store(in+inAtime, now())
 	}
 }
 

@@ -184,7 +184,7 @@ type FS struct {
 	ro   bool
 	base *base // nil in empty mode
 
-	tokens chan int // epoch slots of this host's record
+	busy atomic.Uint64 // bit i set: epoch slot i of our record is in use
 
 	carveMu sync.Mutex
 	carve   [numClasses]struct{ next, end uint64 }
@@ -250,10 +250,6 @@ func Open(r *cxl.Region, o Options) (*FS, error) {
 			fs.ro = true // static images are read-only
 		}
 	}
-	fs.tokens = make(chan int, epochSlots)
-	for i := range epochSlots {
-		fs.tokens <- i
-	}
 	if fs.ro {
 		// A read-only mount takes no slot: it cannot announce epochs, so
 		// it reads optimistically and bounds every walk (see view rules).
@@ -302,6 +298,7 @@ func (fs *FS) Close() error {
 		close(fs.stop)
 		<-fs.done
 		if fs.host != nil {
+			fs.returnCarve()
 			fs.reclaim()
 			fs.returnCarved()
 			// A clean record: the next holder of the slot inherits our

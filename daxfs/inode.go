@@ -2,6 +2,8 @@ package daxfs
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -92,6 +94,25 @@ func (a Attr) IsRegular() bool { return a.Mode&modeType == modeReg }
 func (a Attr) IsSymlink() bool { return a.Mode&modeType == modeLnk }
 
 func now() uint64 { return uint64(time.Now().UnixNano()) }
+
+// coarseNow is the time to within a second, without a clock read: for
+// decisions (relatime) that need day resolution on every read.
+func coarseNow() uint64 {
+	clockOnce.Do(func() {
+		coarse.Store(now())
+		go func() {
+			for range time.Tick(time.Second) {
+				coarse.Store(now())
+			}
+		}()
+	})
+	return coarse.Load()
+}
+
+var (
+	clockOnce sync.Once
+	coarse    atomic.Uint64
+)
 
 // newInode writes and publishes a fresh inode entry.
 func (fs *FS) newInode(g guard, ino Ino, mode, uid, gid uint32, parent Ino) (uint64, error) {

@@ -149,6 +149,30 @@ func (fs *FS) free(off uint64) {
 	fs.allocated(c, -1)
 }
 
+// returnCarve puts the uncarved tail of this host's chunks on the free
+// lists, so that a host that closes cleanly leaks nothing. The tail was
+// never counted as allocated, so it bypasses the accounting of free.
+func (fs *FS) returnCarve() {
+	fs.carveMu.Lock()
+	defer fs.carveMu.Unlock()
+	r := fs.r
+	for c := range numClasses {
+		cv := &fs.carve[c]
+		head := fs.sb.sharedWord(swFreeBase + c)
+		for off := cv.next; off < cv.end; off += classSize(c) {
+			idx := fs.objIndex(off)
+			for {
+				h := r.Load(head)
+				r.Store(off, h&0xffffffff)
+				if r.CAS(head, h, (h>>32+1)<<32|idx) {
+					break
+				}
+			}
+		}
+		cv.next, cv.end = 0, 0
+	}
+}
+
 func (fs *FS) allocated(c int, n int64) {
 	if n > 0 {
 		fs.stats.Allocs.Add(1)
