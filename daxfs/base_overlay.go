@@ -440,3 +440,17 @@ func (fs *FS) dropWhiteouts(dirOff uint64) {
 		return false, nil
 	})
 }
+
+// goneWord is the child word that removes the name of dirent d (child word
+// c): a whiteout when the base has that name, so it stays hidden, else the
+// dead word.
+func (fs *FS) goneWord(d, c uint64) uint64 {
+	if fs.base != nil {
+		if nm, err := fs.direntName(d); err == nil {
+			if _, _, ok := fs.baseName(fs.r.Load(d+deParent), string(nm)); ok {
+				return whiteoutWord(c & childIno)
+			}
+		}
+	}
+	return c&^childMoving | childDead
+}

@@ -456,3 +456,94 @@ func TestGenTree(t *testing.T) {
 	must(t, os.MkdirAll(dir, 0o755))
 	genTree(t, dir, treeSize(), 2)
 }
+
+func init() {
+	// base-churn: delete, re-create, rename and write base names at random
+	// until killed.
+	proctest.Register("base-churn", func(args []string) error {
+		fs, done, err := childFS(args[0])
+		if err != nil {
+			return err
+		}
+		defer done()
+		p := fs.Paths(0, 0)
+		for g := range 2 {
+			go func() {
+				rng := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(g)))
+				for {
+					d, f := rng.IntN(4), rng.IntN(50)
+					name := fmt.Sprintf("/d%d/f%02d", d, f)
+					switch rng.IntN(4) {
+					case 0:
+						p.Remove(name)
+					case 1:
+						p.WriteFile(name, []byte(name), 0o644)
+					case 2:
+						p.Rename(name, fmt.Sprintf("/d%d/f%02d", rng.IntN(4), rng.IntN(50)))
+					default:
+						if fh, err := p.OpenFile(name, os.O_RDWR, 0); err == nil {
+							fh.WriteAt([]byte("x"), int64(rng.IntN(3*BlockSize)))
+							fh.Close()
+						}
+					}
+				}
+			}()
+		}
+		select {}
+	})
+}
+
+// Processes changing base names are killed at random moments; the
+// survivors reap them and the region stays consistent: no name twice,
+// no severe problem.
+func TestBaseKill9(t *testing.T) {
+	src := shmDir(t)
+	for d := range 4 {
+		must(t, os.MkdirAll(filepath.Join(src, fmt.Sprintf("d%d", d)), 0o755))
+		for f := range 50 {
+			must(t, os.WriteFile(filepath.Join(src, fmt.Sprintf("d%d/f%02d", d, f)), bytes.Repeat([]byte{byte(f)}, f*100), 0o644))
+		}
+	}
+	tree, err := ScanTree(src, ModeSplit)
+	must(t, err)
+	path := regionPath(t)
+	backing := path + ".backing"
+	t.Cleanup(func() { os.Remove(backing) })
+	r, err := cxl.Open(path, cxl.OpenOptions{Create: true, Size: 64 << 20})
+	must(t, err)
+	must(t, Mkfs(r, MkfsOptions{MaxHosts: 16, Lease: 300 * time.Millisecond, Tree: tree, Backing: backing}))
+	r.Close()
+	for trial := range 6 {
+		c := proctest.Start(t, "base-churn", path)
+		time.Sleep(time.Duration(100+trial*50) * time.Millisecond)
+		c.Kill()
+		c.Wait()
+	}
+	time.Sleep(400 * time.Millisecond)
+	fs := openFS(t, path)
+	fs.ReapDead()
+	for d := range 4 {
+		ents, err := fs.Paths(0, 0).ReadDir(fmt.Sprintf("/d%d", d))
+		must(t, err)
+		seen := map[string]bool{}
+		for _, e := range ents {
+			if seen[e.Name] {
+				t.Fatalf("/d%d lists %q twice", d, e.Name)
+			}
+			seen[e.Name] = true
+			if _, err := fs.Paths(0, 0).ReadFile(fmt.Sprintf("/d%d/%s", d, e.Name)); err != nil {
+				t.Fatalf("read /d%d/%s: %v", d, e.Name, err)
+			}
+		}
+	}
+	rep := fs.Check()
+	if !rep.OK() {
+		t.Fatalf("check after kills: %v", rep.Problems)
+	}
+	// What the killed hosts left (carve tails, at most) fsck gives back.
+	rr, err := fs.Repair()
+	must(t, err)
+	if len(rr.After.Problems) != 0 {
+		t.Fatalf("after repair: %v (fixed %q)", rr.After.Problems, rr.Fixed)
+	}
+}

@@ -112,11 +112,14 @@ func (fs *FS) finishRename(s, n, t, x, yOff uint64) {
 		r.CAS(s+deChild, c, c&^childMoving)
 		return
 	}
-	if !r.CAS(s+deChild, c, c&^childMoving|childDead) {
+	gone := fs.goneWord(s, c) // a base name stays hidden (whiteout)
+	if !r.CAS(s+deChild, c, gone) {
 		return
 	}
 	if src, err := fs.inode(r.Load(s + deParent)); err == nil {
-		fs.deleteDirent(s, src)
+		if gone&childDead != 0 {
+			fs.deleteDirent(s, src)
+		}
 		fs.unreserve(src)
 	}
 	if xo, err := fs.inode(x); err == nil && uint32(r.Load(xo+inMode))&modeType == modeDir {
@@ -137,12 +140,15 @@ func (fs *FS) finishRmdir(d, xOff, parent uint64) {
 	if !childLive(c) || c&childIno != r.Load(xOff+inIno) || r.Load(xOff+inDcount) != dcountDead {
 		return
 	}
-	if !r.CAS(d+deChild, c, c|childDead) {
+	gone := fs.goneWord(d, c)
+	if !r.CAS(d+deChild, c, gone) {
 		return
 	}
 	g := guard{fs: fs}
 	if dir, err := fs.inode(parent); err == nil {
-		fs.deleteDirent(d, dir)
+		if gone&childDead != 0 {
+			fs.deleteDirent(d, dir)
+		}
 		fs.unreserve(dir)
 		fs.addLinks(dir, -1)
 	}
