@@ -419,6 +419,11 @@ func TestBaseCopyOnWrite(t *testing.T) {
 	if b, _ := p.ReadFile("/a/small"); string(b) != "changed" {
 		t.Fatalf("renamed back reads %q", b)
 	}
+	// Move a base directory into another base directory whose ancestors
+	// the overlay has never touched, and back; and not under itself.
+	if err := p.Rename("/a", "/a/b/inside"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("rename a directory under itself: %v", err)
+	}
 	// Rename over a base name replaces it.
 	must(t, p.Rename("/a/new", "/hard"))
 	a, _ := p.Stat("/a/small")
@@ -546,4 +551,39 @@ func TestBaseKill9(t *testing.T) {
 	if len(rr.After.Problems) != 0 {
 		t.Fatalf("after repair: %v (fixed %q)", rr.After.Problems, rr.Fixed)
 	}
+}
+
+// A base directory moves under base directories the overlay never touched.
+func TestBaseRenameDirectory(t *testing.T) {
+	src := shmDir(t)
+	must(t, os.MkdirAll(filepath.Join(src, "p/q/r"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(src, "s/t"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "s/t/f"), []byte("f"), 0o644))
+	path, _, _ := mkfsTree(t, src, ModeSplit)
+	fs := openFS(t, path)
+	p := fs.Paths(0, 0)
+	must(t, p.Rename("/s", "/p/q/r/s"))
+	if b, err := p.ReadFile("/p/q/r/s/t/f"); err != nil || string(b) != "f" {
+		t.Fatalf("moved file reads %q %v", b, err)
+	}
+	if err := p.Rename("/p", "/p/q/r/s/t/p"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("move a directory under itself: %v", err)
+	}
+	if a, err := fs.Lookup(mustIno(t, p, "/p/q/r/s"), ".."); err != nil || a.Ino != mustIno(t, p, "/p/q/r") {
+		t.Fatalf(".. of the moved directory: %+v %v", a, err)
+	}
+	ents, _ := p.ReadDir("/")
+	if fmt.Sprint(entNames(ents)) != "[p]" {
+		t.Fatalf("readdir / = %v", entNames(ents))
+	}
+	if rep := fs.Check(); !rep.OK() || len(rep.Problems) != 0 {
+		t.Fatalf("check: %v", rep.Problems)
+	}
+}
+
+func mustIno(t *testing.T, p *Paths, path string) Ino {
+	t.Helper()
+	a, err := p.Stat(path)
+	must(t, err)
+	return a.Ino
 }

@@ -133,11 +133,11 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 			if p == RootIno || steps > 1<<16 {
 				break
 			}
-			pOff, err := fs.inode(p)
+			pOff, err := fs.resolve(p) // base ancestors need no overlay entry
 			if err != nil {
 				return abort(err)
 			}
-			p = r.Load(pOff + inParent)
+			p = fs.parentIno(p, pOff)
 		}
 	}
 	if err := fs.reserve(dstDir); err != nil {
