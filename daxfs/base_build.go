@@ -206,7 +206,11 @@ type Progress func(entries, bytes uint64)
 
 // writeBase writes the image of t into img (the zeroed base extent) and,
 // in split mode, the file data into backing.
-func (t *BaseTree) writeBase(img []byte, backing *os.File, backingPath string, created uint64, progress Progress) error {
+//
+// regionFile, when not nil, is the region's own file with img at imgOff in
+// it: static file data is then copied file-to-file (copy_file_range), which
+// skips the page faults of reading into the mapping.
+func (t *BaseTree) writeBase(img []byte, regionFile *os.File, imgOff uint64, backing *os.File, backingPath string, created uint64, progress Progress) error {
 	n, m := uint64(len(t.inodes)), uint64(len(t.dirents))
 	inodeOff, direntOff, dataOff, total := baseLayout(n, m, t.dataLen)
 	if uint64(len(img)) < total {
@@ -244,7 +248,7 @@ func (t *BaseTree) writeBase(img []byte, backing *os.File, backingPath string, c
 	h := &baseHeader{Mode: t.Mode, Inodes: n, InodeOff: inodeOff, Dirents: m, DirentOff: direntOff,
 		DataOff: dataOff, DataLen: t.dataLen, BackingSize: t.backing, Created: created, BackingPath: backingPath}
 	h.MetaCRC = crc64.Update(crc64.Update(0, crcTab, img[inodeOff:inodeOff+n*baseInodeSize]), crcTab, img[direntOff:direntOff+m*DirentStride])
-	if err := t.copyData(img[dataOff:], backing, progress); err != nil {
+	if err := t.copyData(img[dataOff:], regionFile, imgOff+dataOff, backing, progress); err != nil {
 		return err
 	}
 	copy(img, h.encode())
@@ -252,7 +256,7 @@ func (t *BaseTree) writeBase(img []byte, backing *os.File, backingPath string, c
 }
 
 // copyData copies every regular file's bytes, a few files at a time.
-func (t *BaseTree) copyData(area []byte, backing *os.File, progress Progress) error {
+func (t *BaseTree) copyData(area []byte, regionFile *os.File, areaOff uint64, backing *os.File, progress Progress) error {
 	var (
 		next          atomic.Int64
 		done, written atomic.Uint64
@@ -277,9 +281,12 @@ func (t *BaseTree) copyData(area []byte, backing *os.File, progress Progress) er
 			in := &t.inodes[i]
 			if in.mode&modeType == modeReg && in.size > 0 {
 				var err error
-				if t.Mode == ModeStatic {
+				switch {
+				case t.Mode == ModeStatic && regionFile != nil:
+					err = copyToBacking(in.path, regionFile, areaOff+in.data, in.size)
+				case t.Mode == ModeStatic:
 					err = readWhole(in.path, area[in.data:in.data+in.size])
-				} else {
+				default:
 					err = copyToBacking(in.path, backing, in.data, in.size)
 				}
 				if err != nil {

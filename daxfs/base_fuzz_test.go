@@ -225,7 +225,7 @@ func TestBaseValidationScaling(t *testing.T) {
 	for _, n := range sizes {
 		tree := syntheticTree(n)
 		img := make([]byte, tree.ImageSize())
-		if err := tree.writeBase(img, nil, "", 1, nil); err != nil {
+		if err := tree.writeBase(img, nil, 0, nil, "", 1, nil); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()

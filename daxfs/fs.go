@@ -114,7 +114,13 @@ func Mkfs(r *cxl.Region, o MkfsOptions) error {
 				abs = a
 			}
 		}
-		if err := o.Tree.writeBase(r.Bytes(be.Off, be.Len), backing, abs, sb.Created, o.Progress); err != nil {
+		var rf *os.File
+		if st, err := os.Stat(r.Path()); err == nil && st.Mode().IsRegular() {
+			if rf, err = os.OpenFile(r.Path(), os.O_RDWR, 0); err == nil {
+				defer rf.Close()
+			}
+		}
+		if err := o.Tree.writeBase(r.Bytes(be.Off, be.Len), rf, be.Off, backing, abs, sb.Created, o.Progress); err != nil {
 			return err
 		}
 		if backing != nil {
