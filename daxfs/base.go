@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/daxwio/daxwio/cxl"
+	"github.com/daxwio/daxwio/daxfs/pcache"
 )
 
 // The base image: a flat, pointer-free image of a directory tree that mkfs
@@ -284,8 +285,11 @@ type base struct {
 	off uint64 // extent start
 	len uint64
 	h   *baseHeader
-	src pageSource // split mode
+	src pageSource // split mode: the backing file, or the cache in front of it
 	cl  io.Closer
+
+	file  pageSource    // the backing file itself
+	cache *pcache.Cache // shared page cache (base_pcache.go), nil if none
 }
 
 func (b *base) n() uint64 { return b.h.Inodes }
@@ -420,6 +424,9 @@ func (b *base) inline(ino Ino, off, n uint64) []byte {
 }
 
 func (b *base) close() error {
+	if b.cache != nil {
+		b.cache.Close()
+	}
 	if b.cl != nil {
 		return b.cl.Close()
 	}
@@ -471,7 +478,7 @@ func openBase(r *cxl.Region, e cxl.Extent, sb *Superblock, backing string, noBac
 			f.Close()
 			return nil, fmt.Errorf("daxfs: split image: backing file %s is %d bytes, the image was built with %d", backing, st.Size(), h.BackingSize)
 		}
-		b.src, b.cl = f, f
+		b.src, b.cl, b.file = f, f, f
 	}
 	return b, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/daxwio/daxwio/cxl"
+	"github.com/daxwio/daxwio/daxfs/pcache"
 )
 
 // ExtentName is the name of the region extent that holds the filesystem.
@@ -47,6 +48,9 @@ type MkfsOptions struct {
 	Backing string
 	// Progress, if set, is called now and then while file data is copied.
 	Progress Progress
+	// CacheSlots is the number of shared page-cache slots of a split
+	// image (4 KiB each); 0 derives it from the backing file, -1 makes none.
+	CacheSlots int
 }
 
 // Mkfs formats region r with an empty daxfs and a root directory. It
@@ -60,6 +64,13 @@ func Mkfs(r *cxl.Region, o MkfsOptions) error {
 		used := uint64(cxl.HeaderSize) + alignUp(64+uint64(o.MaxHosts)*64, cxl.ExtentAlign)
 		if o.Tree != nil {
 			used += o.Tree.ImageSize()
+			if o.Tree.Mode == ModeSplit && o.CacheSlots >= 0 {
+				slots := o.CacheSlots
+				if slots == 0 {
+					slots = DefaultCacheSlots(o.Tree.BackingSize())
+				}
+				used += alignUp(pcache.ExtentSize(slots, o.MaxHosts), cxl.ExtentAlign)
+			}
 		}
 		for _, e := range o.Extra {
 			used += alignUp(e.Size, cxl.ExtentAlign)
@@ -76,6 +87,12 @@ func Mkfs(r *cxl.Region, o MkfsOptions) error {
 			return fmt.Errorf("daxfs: mkfs: base tree of mode %v", o.Tree.Mode)
 		}
 		exts = append(exts, cxl.ExtentSpec{Name: BaseExtentName, Size: o.Tree.ImageSize()})
+		if o.Tree.Mode == ModeSplit && o.CacheSlots >= 0 {
+			if o.CacheSlots == 0 {
+				o.CacheSlots = DefaultCacheSlots(o.Tree.BackingSize())
+			}
+			exts = append(exts, cxl.ExtentSpec{Name: pcache.ExtentName, Size: pcache.ExtentSize(o.CacheSlots, o.MaxHosts)})
+		}
 		if o.Tree.Mode == ModeSplit {
 			if o.Backing == "" {
 				return fmt.Errorf("daxfs: mkfs: split mode needs a backing file")
@@ -131,6 +148,11 @@ func Mkfs(r *cxl.Region, o MkfsOptions) error {
 		if err := r.Persist(be.Off, be.Len); err != nil {
 			return err
 		}
+		if ce, err := h.Extent(pcache.ExtentName); err == nil {
+			if err := pcache.Format(r, ce.Off, ce.Len, o.CacheSlots); err != nil {
+				return fmt.Errorf("daxfs: mkfs: %w", err)
+			}
+		}
 		sb.Mode = o.Tree.Mode
 		sb.BaseInodes = uint64(o.Tree.Inodes())
 		sb.BaseOff, sb.BaseLen = be.Off, be.Len
@@ -182,13 +204,14 @@ type Options struct {
 
 // FS is one host's handle on a daxfs region. It is safe for concurrent use.
 type FS struct {
-	r    *cxl.Region
-	sb   *Superblock
-	ht   *cxl.HostTable
-	host *cxl.Host
-	rec  uint64 // our host record
-	ro   bool
-	base *base // nil in empty mode
+	r      *cxl.Region
+	sb     *Superblock
+	ht     *cxl.HostTable
+	host   *cxl.Host
+	rec    uint64 // our host record
+	ro     bool
+	base   *base // nil in empty mode
+	header *cxl.Header
 
 	busy atomic.Uint64 // bit i set: epoch slot i of our record is in use
 
@@ -243,7 +266,7 @@ func Open(r *cxl.Region, o Options) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
 	}
-	fs := &FS{r: r, sb: sb, ht: ht, ro: o.ReadOnly || r.ReadOnly(), stop: make(chan struct{}), done: make(chan struct{})}
+	fs := &FS{r: r, sb: sb, ht: ht, header: h, ro: o.ReadOnly || r.ReadOnly(), stop: make(chan struct{}), done: make(chan struct{})}
 	if sb.Mode != ModeEmpty {
 		be, err := h.Extent(BaseExtentName)
 		if err != nil {
@@ -271,6 +294,11 @@ func Open(r *cxl.Region, o Options) (*FS, error) {
 		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
 	}
 	fs.rec = sb.hostRec(fs.host.Slot())
+	if err := fs.attachCache(); err != nil {
+		fs.host.Leave()
+		fs.base.close()
+		return nil, fmt.Errorf("daxfs: open %s: %w", r.Path(), err)
+	}
 	// A record left by an earlier holder of our slot belongs to a dead host
 	// (we hold the slot now): finish what it left before taking it. If
 	// another host is already reaping it, wait until it is done: the record

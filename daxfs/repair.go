@@ -3,8 +3,10 @@ package daxfs
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/daxwio/daxwio/cxl"
+	"github.com/daxwio/daxwio/daxfs/pcache"
 )
 
 // RepairReport says what Repair did and what Check finds afterwards.
@@ -230,6 +232,7 @@ type Inspection struct {
 	Hosts        []cxl.HostInfo
 	Statfs       Statfs
 	PageCache    string
+	Cache        *pcache.Report `json:",omitempty"`
 }
 
 // BaseInfo describes the base image.
@@ -256,9 +259,17 @@ func (fs *FS) Inspect() *Inspection {
 	r, sb := fs.r, fs.sb
 	in := &Inspection{Superblock: sb, NextIno: r.Load(sb.sharedWord(swNextIno)), Epoch: r.Load(sb.sharedWord(swEpoch)),
 		Buckets: sb.BucketCount, Chunks: sb.ChunkCount, Hosts: fs.ht.Hosts(), Statfs: fs.Statfs(), Lease: fs.ht.Lease().String(),
-		PageCache: "none (split-mode reads go to the backing file)"}
+		PageCache: "none"}
 	if h, err := cxl.ReadHeader(r); err == nil {
 		in.Extents = h.Extents
+		if e, err := h.Extent(pcache.ExtentName); err == nil {
+			if rep, err := pcache.Inspect(r, e.Off, e.Len); err != nil {
+				in.PageCache = err.Error()
+			} else {
+				in.PageCache = strings.TrimSpace(rep.String())
+				in.Cache = rep
+			}
+		}
 	}
 	if b := fs.base; b != nil {
 		in.Base = &BaseInfo{Mode: b.h.Mode.String(), Inodes: b.h.Inodes, Dirents: b.h.Dirents, DirentStride: DirentStride,

@@ -11,13 +11,14 @@ import (
 
 	"github.com/daxwio/daxwio/cxl"
 	"github.com/daxwio/daxwio/daxfs"
+	"github.com/daxwio/daxwio/daxfs/pcache"
 	"golang.org/x/sys/unix"
 )
 
 func init() {
 	var (
 		mode, from, backing, size *string
-		hosts                     *int
+		hosts, cacheSlots         *int
 		lease                     *time.Duration
 		buckets                   *uint64
 		force, progress           *bool
@@ -38,6 +39,7 @@ that live hosts are using unless --force.`,
 			backing = fs.String("backing", "", "split mode: write file data to `FILE` (created or truncated)")
 			size = fs.String("size", "", "region size in `BYTES` (default: the existing size, or derived from the tree)")
 			hosts = fs.Int("hosts", cxl.DefaultMaxHosts, "host table slots (most hosts mounting at once)")
+			cacheSlots = fs.Int("cache-slots", 0, "split mode: shared page-cache slots of 4 KiB (default: a quarter of the backing file's pages, 16..16384; -1: no cache)")
 			lease = fs.Duration("lease", cxl.DefaultLease, "heartbeat lease: a host silent this long is dead")
 			buckets = fs.Uint64("buckets", 0, "overlay hash buckets, a power of two (default: one per 2 KiB of the daxfs extent)")
 			force = fs.Bool("force", false, "format even if live hosts use the region")
@@ -48,14 +50,14 @@ that live hosts are using unless --force.`,
 				return usageError("want one REGION, got %d arguments", len(args))
 			}
 			return runMkfs(args[0], mkfsFlags{mode: *mode, from: *from, backing: *backing, size: *size, hosts: *hosts,
-				lease: *lease, buckets: *buckets, force: *force, progress: *progress})
+				lease: *lease, buckets: *buckets, force: *force, progress: *progress, cacheSlots: *cacheSlots})
 		},
 	})
 }
 
 type mkfsFlags struct {
 	mode, from, backing, size string
-	hosts                     int
+	hosts, cacheSlots         int
 	lease                     time.Duration
 	buckets                   uint64
 	force, progress           bool
@@ -145,6 +147,13 @@ func runMkfs(path string, f mkfsFlags) error {
 	if tree != nil {
 		need += tree.ImageSize()
 	}
+	if mode == daxfs.ModeSplit && f.cacheSlots >= 0 {
+		slots := f.cacheSlots
+		if slots == 0 {
+			slots = daxfs.DefaultCacheSlots(tree.BackingSize())
+		}
+		need += pcache.ExtentSize(slots, f.hosts) + cxl.ExtentAlign
+	}
 	need = (need + 1<<20 - 1) &^ (1<<20 - 1)
 	st, statErr := os.Stat(path)
 	exists := statErr == nil
@@ -173,7 +182,7 @@ func runMkfs(path string, f mkfsFlags) error {
 		return err
 	}
 	defer r.Close()
-	mo := daxfs.MkfsOptions{MaxHosts: f.hosts, Lease: f.lease, Buckets: f.buckets, Tree: tree, Backing: f.backing}
+	mo := daxfs.MkfsOptions{MaxHosts: f.hosts, Lease: f.lease, Buckets: f.buckets, Tree: tree, Backing: f.backing, CacheSlots: f.cacheSlots}
 	if tree != nil && (f.progress || isTerminal(os.Stderr)) {
 		total := uint64(tree.Inodes())
 		mo.Progress = func(done, bytes uint64) {
