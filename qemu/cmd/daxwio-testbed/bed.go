@@ -11,9 +11,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/daxwio/daxwio/actors/examples"
 	"github.com/daxwio/daxwio/qemu/internal/bootparam"
 	"github.com/daxwio/daxwio/qemu/internal/initramfs"
 	"github.com/daxwio/daxwio/qemu/internal/vm"
+	"github.com/daxwio/daxwio/qemu/internal/wiotest"
 )
 
 // common holds the flags every command that boots VMs shares.
@@ -26,6 +28,8 @@ type common struct {
 	extra    string
 	memMB    int
 	smp      string
+	cpu      string
+	actors   string
 	poolMB   int64
 	workdir  string
 	keep     bool
@@ -44,6 +48,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.extra, "add", "", "extra static binaries, comma-separated HOST[:GUEST] (GUEST default /usr/bin/NAME)")
 	fs.IntVar(&c.memMB, "mem", 512, "guest RAM in MiB")
 	fs.StringVar(&c.smp, "smp", "1,maxcpus=2", "guest -smp; keep maxcpus>1: with a single possible vCPU TCG does not make guest atomics host atomics and cross-VM CAS loses updates")
+	fs.StringVar(&c.cpu, "cpu", "", "guest -cpu model (default: QEMU's, qemu64 under TCG; it lacks SSE4.1, so wazero runs actors with its interpreter in the guest)")
+	fs.StringVar(&c.actors, "actors", examples.Dir(), "directory with the example actors' .wasm files (make actors builds them)")
 	fs.Int64Var(&c.poolMB, "pool-mb", 0, "pool size in MiB, a power of two (default: what the check needs)")
 	fs.StringVar(&c.workdir, "workdir", "", "directory for the initramfs and console logs (default: a new temporary directory, removed on success)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (console logs) even on success")
@@ -63,6 +69,7 @@ type bed struct {
 	workdir    string
 	tmpWork    bool
 	pools      []string
+	withActors []string // example actors to carry in the initramfs (wio-probe)
 }
 
 // preflight finds everything the VMs need and fails with one message that
@@ -156,6 +163,15 @@ func (b *bed) buildInitramfs() error {
 				guest = "/usr/bin/" + filepath.Base(host)
 			}
 			spec.Static = append(spec.Static, initramfs.File{Host: host, Guest: guest})
+		}
+	}
+	// The Go example actors, for the wio-probe role only (the wio check
+	// deploys its actor into the pool: the guests compile it from there).
+	// make actors builds them with the Go toolchain alone.
+	for _, name := range b.withActors {
+		host := filepath.Join(b.c.actors, name+".wasm")
+		if _, err := os.Stat(host); err == nil {
+			spec.Data = append(spec.Data, initramfs.File{Host: host, Guest: wiotest.WasmPath(name)})
 		}
 	}
 	spec.Modules = []string{"fuse"} // for the daxfs-fuse role
@@ -259,6 +275,7 @@ func (b *bed) machines(run string, role string, pool string, size int64, timeout
 			Append:  kernelArgs(b.c.verbose) + b.c.append + " " + tb,
 			MemMB:   b.c.memMB,
 			SMP:     b.c.smp,
+			CPU:     b.c.cpu,
 			Backend: b.c.backend,
 			Pool:    pool,
 			Size:    size,

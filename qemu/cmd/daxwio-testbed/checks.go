@@ -26,6 +26,10 @@ type testOpts struct {
 	fsOwn, fsCommon, fsSize int
 	fsSolo                  bool
 	fuseOwn, fuseCommon     int
+
+	wio                                  bool
+	wioActor                             string
+	wioRequests, wioDepth, wioMigrations int
 }
 
 // errSkipped marks a check that cannot run yet; it is reported, not passed.
@@ -46,7 +50,9 @@ func cmdTest(ctx context.Context, args []string) error {
   daxfs  VMs create/write/rename/delete in one shared daxfs tree; host checks the
          union (names and bytes) and runs daxfs's verifier (fsck)
   fuse   the same, through a FUSE mount of daxfs inside every VM (guest syscalls)
-  wio    actors migrating between VMs (not written yet: reports SKIP)`)
+  wio    a wasm actor served by a host-side runtime in vm0 and a device-side runtime
+         in vm1, migrated between them while every VM streams requests; host
+         checks exactly-once, per-client order and outputs against the native twin`)
 	c.register(fs)
 	var o testOpts
 	only := fs.String("only", "", "comma-separated checks to run (default: all)")
@@ -58,6 +64,11 @@ func cmdTest(ctx context.Context, args []string) error {
 	fs.IntVar(&o.fuseOwn, "fuse-own", 500, "fuse: files each VM creates through its FUSE mount")
 	fs.IntVar(&o.fuseCommon, "fuse-common", 150, "fuse: names every VM races for through its FUSE mount")
 	fs.BoolVar(&o.fsSolo, "fs-solo", true, "daxfs: first run the same work on one VM alone (creates/s 1 VM vs N VMs)")
+	fs.BoolVar(&o.wio, "wio", true, "run the wio check (needs actors/examples/bin/ACTOR.wasm from make actors; SKIP without it)")
+	fs.StringVar(&o.wioActor, "wio-actor", "crc32c", "wio: example actor (a Go wasip1 actor: crc32c or lz4)")
+	fs.IntVar(&o.wioRequests, "wio-requests", 500, "wio: requests each VM's client sends")
+	fs.IntVar(&o.wioDepth, "wio-depth", 4, "wio: requests each client keeps in flight")
+	fs.IntVar(&o.wioMigrations, "wio-migrations", 30, "wio: migrations during the stream, alternating to vm1 (device side) and back to vm0 (host side)")
 	fs.DurationVar(&o.timeout, "timeout", 150*time.Second, "per check: kill the VMs after this long")
 	jsonOut := fs.String("json", "", "write the results as JSON to this file")
 	if err := fs.Parse(args); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daxwio/daxwio/qemu/internal/vm"
+	"github.com/daxwio/daxwio/qemu/internal/wiotest"
 )
 
 func newFlags(name, summary string) *flag.FlagSet {
@@ -47,7 +48,7 @@ func cmdInitramfs(ctx context.Context, args []string) error {
 
 func cmdRun(ctx context.Context, args []string) error {
 	var c common
-	fs := newFlags("run", "Boot --vms VMs on one fresh pool, each running --role, and print every VM's\nreport as JSON on stdout. Roles: cas (needs the pool prepared: use 'test'), probe, daxfs.")
+	fs := newFlags("run", "Boot --vms VMs on one fresh pool, each running --role, and print every VM's\nreport as JSON on stdout. Roles: cas (needs the pool prepared: use 'test'), probe, daxfs, wio-probe\n(times compiling, instantiating and calling an example actor in the VM;\n--param actor=crc32c|lz4, --param trusted=1).")
 	c.register(fs)
 	role := fs.String("role", "probe", "role for every VM")
 	timeout := fs.Duration("timeout", 2*time.Minute, "kill the VMs after this long")
@@ -62,6 +63,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 	ok := false
 	defer func() { b.cleanup(ok) }()
+	if *role == "wio-probe" {
+		b.withActors = wiotest.Actors
+	}
 	if err := b.buildInitramfs(); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxwio/daxwio/actors"
+	"github.com/daxwio/daxwio/actors/examples"
+	"github.com/daxwio/daxwio/cxl"
 	"github.com/daxwio/daxwio/qemu/internal/bootparam"
 	"github.com/daxwio/daxwio/qemu/internal/castest"
 	"github.com/daxwio/daxwio/qemu/internal/result"
+	"github.com/daxwio/daxwio/qemu/internal/wiotest"
 )
 
 // TestCASRoleOnFile runs the cas role as two "VMs" (goroutines) against a
@@ -74,4 +79,63 @@ func TestRoleErrors(t *testing.T) {
 	if r.OK || !strings.Contains(r.Error, "magic") {
 		t.Errorf("unprepared pool: %+v", r)
 	}
+}
+
+// TestWioRoleOnFile runs the wio role as three "VMs" (goroutines: host
+// side, device side, a client) against a region file, then the host's
+// check, the way the testbed runs it across VMs.
+func TestWioRoleOnFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles a Go wasm actor")
+	}
+	wasm, err := examples.Wasm("crc32c")
+	if err != nil {
+		t.Skipf("%v", err)
+	}
+	p := wiotest.Params{VMs: 3, Actor: "crc32c", Requests: 60, Depth: 4, Migrations: 6}
+	pool := filepath.Join(t.TempDir(), "pool")
+	r, err := cxl.Open(pool, cxl.OpenOptions{Create: true, Size: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = t.TempDir()
+	}
+	rtc := actors.RuntimeConfig{CacheDir: filepath.Join(cache, "daxwio-testbed", "wazero"), InitTimeout: 5 * time.Minute}
+	if err := wiotest.Format(context.Background(), r, p, wasm, rtc); err != nil {
+		t.Fatal(err)
+	}
+	reps := make([]result.Report, p.VMs)
+	var wg sync.WaitGroup
+	for i := range reps {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			cfg := bootparam.Config{Role: "wio", Slot: i, VMs: p.VMs, Timeout: 5 * time.Minute, Params: p.Boot()}
+			reps[i] = runRole(cfg, func() (string, error) { return pool, nil })
+		}(i)
+	}
+	wg.Wait()
+	var wrs []wiotest.Report
+	for _, rep := range reps {
+		if !rep.OK {
+			t.Fatalf("slot %d: %s", rep.Slot, rep.Error)
+		}
+		var wr wiotest.Report
+		if err := json.Unmarshal(rep.Data, &wr); err != nil {
+			t.Fatal(err)
+		}
+		wrs = append(wrs, wr)
+	}
+	ar, err := wiotest.ReadArena(r, p.Actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := wiotest.Check(p, wrs, ar)
+	if err != nil {
+		t.Fatalf("%+v: %v", v, err)
+	}
+	t.Logf("%d requests, %d migrations, served host %d device %d, exactly once %v", v.Requests, v.Migrations, v.ServedBySide["host"], v.ServedBySide["device"], v.ExactlyOnce)
 }

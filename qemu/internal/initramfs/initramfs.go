@@ -35,6 +35,7 @@ type Spec struct {
 	ModulesDir    string   // default /lib/modules
 	Modules       []string // module names, e.g. "cxl_pci"; dependencies are added
 	Dynamic       []File   // dynamically linked programs; their libraries come along (found with ldd)
+	Data          []File   // plain files (e.g. wasm modules), copied as they are, mode 0644
 }
 
 // ModuleList is where the guest finds the modules to load, one guest path a
@@ -165,6 +166,11 @@ func Build(w io.Writer, s Spec) (Manifest, error) {
 			if err := addFile(l, l, 0o755); err != nil {
 				return m, err
 			}
+		}
+	}
+	for _, f := range s.Data {
+		if err := addFile(f.Host, f.Guest, 0o644); err != nil {
+			return m, err
 		}
 	}
 	if err := a.Close(); err != nil {

@@ -99,8 +99,13 @@ func TestBuild(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	data := filepath.Join(dir, "actor.wasm")
+	if err := os.WriteFile(data, []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
-	m, err := Build(&buf, Spec{Init: bin, Static: []File{{Host: bin, Guest: "/usr/local/bin/tool"}}})
+	m, err := Build(&buf, Spec{Init: bin, Static: []File{{Host: bin, Guest: "/usr/local/bin/tool"}},
+		Data: []File{{Host: data, Guest: "/usr/share/daxwio/actors/actor.wasm"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,13 +120,16 @@ func TestBuild(t *testing.T) {
 	for _, e := range es {
 		found[e.Name] = e.Mode
 	}
-	for _, p := range []string{"init", "usr/local/bin/tool", "proc", "sys", "dev"} {
+	for _, p := range []string{"init", "usr/local/bin/tool", "usr/share/daxwio/actors/actor.wasm", "proc", "sys", "dev"} {
 		if _, ok := found[p]; !ok {
 			t.Errorf("%s missing from the image", p)
 		}
 	}
 	if found["init"] != cpio.TypeRegular|0o755 {
 		t.Errorf("init mode %o", found["init"])
+	}
+	if found["usr/share/daxwio/actors/actor.wasm"] != cpio.TypeRegular|0o644 {
+		t.Errorf("data file mode %o", found["usr/share/daxwio/actors/actor.wasm"])
 	}
 
 	// A dynamically linked program is refused as init.

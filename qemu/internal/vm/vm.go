@@ -35,6 +35,7 @@ type Machine struct {
 	Append  string // kernel command line (the testbed's own parameters included)
 	MemMB   int    // guest RAM; default 512
 	SMP     string // -smp value; default "1,maxcpus=2" (see docs/TESTBED.md: atomics)
+	CPU     string // -cpu model; "" leaves QEMU's default (qemu64 under TCG)
 	Backend string // "ivshmem" (default) or "cxl"
 	Pool    string // the shared memory backend file (in /dev/shm)
 	Size    int64  // its size in bytes (a power of two for ivshmem)
@@ -66,6 +67,9 @@ func (m Machine) Args() ([]string, error) {
 		"-smp", smp,
 		"-kernel", m.Kernel, "-initrd", m.Initrd,
 		"-append", m.Append,
+	}
+	if m.CPU != "" {
+		args = append(args, "-cpu", m.CPU)
 	}
 	if m.Pool == "" {
 		return args, nil
