@@ -215,13 +215,14 @@ func (fs *FS) touchDir(dirOff uint64) {
 // of a multi-step operation in flight, so that whoever reaps a host that
 // died in the middle can finish or undo it (finishIntent in intent.go):
 //
-//	0   kind   0 none, 1 create, 2 rename, 3 rmdir
+//	0   kind   0 none, 1 create, 2 rename, 3 rmdir, 4 write past EOF
 //	8.. args   see the intent* constants
 const (
 	intentNone   = 0
 	intentCreate = 1 // a: new dirent (maybe unpublished), b: parent ino, c: new inode entry or 0, d: linked inode entry or 0
 	intentRename = 2 // a: source dirent, b: new dirent (maybe unpublished) or 0, c: replaced target dirent or 0, d: moved ino, e: replaced directory's inode entry (made dead) or 0
 	intentRmdir  = 3 // a: dirent, b: directory inode entry (made dead), c: parent ino
+	intentWrite  = 4 // a: inode entry of a file written past its end of file
 )
 
 func (g guard) intent() uint64 {

@@ -555,6 +555,12 @@ func (h *Handle) WriteAt(p []byte, off int64) (int, error) {
 	}
 	g := h.fs.enter()
 	defer g.exit()
+	if uint64(off)+uint64(len(p)) > h.fs.r.Load(h.in+inSize) {
+		// Bytes land past EOF before the size covers them: if this host
+		// dies in between, the reaper trims them so they never reappear.
+		g.setIntent(intentWrite, h.in)
+		defer g.clearIntent()
+	}
 	return h.fs.writeAt(h.in, p, uint64(off))
 }
 

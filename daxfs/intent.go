@@ -21,6 +21,8 @@ func (fs *FS) finishIntent(it uint64) {
 		fs.finishRename(a[0], a[1], a[2], a[3], a[4])
 	case intentRmdir:
 		fs.finishRmdir(a[0], a[1], a[2])
+	case intentWrite:
+		fs.finishWrite(a[0])
 	}
 	r.Store(it, intentNone)
 }
@@ -154,4 +156,16 @@ func (fs *FS) finishRmdir(d, xOff, parent uint64) {
 	}
 	fs.dropped(g, xOff, fs.clearLinks(xOff))
 	fs.changed()
+}
+
+// finishWrite trims whatever a dead writer left past the end of file,
+// under the truncate sequence so that live writers past EOF write again.
+func (fs *FS) finishWrite(in uint64) {
+	if !fs.isInodeEntry(in) || fs.r.Load(in+inState) != 0 || uint32(fs.r.Load(in+inMode))&modeType != modeReg {
+		return
+	}
+	t := fs.beginTruncate(in)
+	size := fs.r.Load(in + inSize)
+	fs.trimFrom(in, (size+BlockSize-1)/BlockSize, size%BlockSize)
+	fs.endTruncate(in, t)
 }
