@@ -363,6 +363,20 @@ func (fs *FS) Abandon() {
 	})
 }
 
+// Err reports ErrFenced (wrapped) once this host has lost its slot in the
+// host table: it missed its lease and others may have taken over what it
+// held. A fenced FS refuses every mutation; the caller must Close it and
+// Open the region again to rejoin as a new host.
+func (fs *FS) Err() error {
+	if fs.host == nil {
+		return nil
+	}
+	if err := fs.host.Err(); err != nil {
+		return fmt.Errorf("daxfs: %w", err)
+	}
+	return nil
+}
+
 // Region is the region this FS lives in.
 func (fs *FS) Region() *cxl.Region { return fs.r }
 
