@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/daxwio/daxwio/cxl"
+	"github.com/daxwio/daxwio/daxfs"
 )
 
 // The CLI tests run the built binary: exit codes, --help, one-line errors.
@@ -179,4 +183,58 @@ func TestCLIErrors(t *testing.T) {
 	wantCode(t, code, 0, e, "mkfs again")
 	_, e, code = runBin(t, "fsck", "--repair", region)
 	wantCode(t, code, 0, e, "fsck --repair clean")
+}
+
+func TestCLIInUseAndFsckCodes(t *testing.T) {
+	region := shmPath(t, "region")
+	_, e, code := runBin(t, "mkfs", "--size", "16M", "--hosts", "4", "--lease", "300ms", region)
+	wantCode(t, code, 0, e, "mkfs")
+	r, err := cxl.Open(region, cxl.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fsys, err := daxfs.Open(r, daxfs.Options{Name: "cli-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Paths(0, 0).WriteFile("/f", []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A live host: mkfs refuses, naming it.
+	_, e, code = runBin(t, "mkfs", "--size", "16M", region)
+	wantCode(t, code, 1, e, "mkfs in use")
+	if !strings.Contains(e, "in use") || !strings.Contains(e, "cli-test") {
+		t.Fatalf("mkfs in use: %q", e)
+	}
+	// The host dies: its carve tail is leaked until fsck gives it back.
+	fsys.Abandon()
+	time.Sleep(400 * time.Millisecond)
+	out, e, code := runBin(t, "fsck", region)
+	wantCode(t, code, 4, e, "fsck damaged")
+	if !strings.Contains(out, "leaked") {
+		t.Fatalf("fsck output %q", out)
+	}
+	out, e, code = runBin(t, "fsck", "--repair", region)
+	wantCode(t, code, 1, e, "fsck --repair")
+	if !strings.Contains(out, "fixed:") {
+		t.Fatalf("fsck --repair output %q", out)
+	}
+	_, e, code = runBin(t, "fsck", region)
+	wantCode(t, code, 0, e, "fsck after repair")
+	out, e, code = runBin(t, "cat", region, "/f")
+	wantCode(t, code, 0, e, "cat")
+	if out != "data" {
+		t.Fatalf("cat after repair = %q", out)
+	}
+	// Forced format over a region with a live host works.
+	r2, _ := cxl.Open(region, cxl.OpenOptions{})
+	defer r2.Close()
+	f2, err := daxfs.Open(r2, daxfs.Options{Name: "cli-test-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Abandon()
+	_, e, code = runBin(t, "mkfs", "--size", "16M", "--force", region)
+	wantCode(t, code, 0, e, "mkfs --force")
 }
