@@ -133,7 +133,7 @@ func TestCrashKill9(t *testing.T) {
 	path := regionPath(t)
 	// Short enough to reap dead workers during the run, long enough that a
 	// starved (not dead) worker on a loaded 2-core machine keeps its slot.
-	const lease = time.Second
+	const lease = 3 * time.Second
 	mkfsHosts(t, path, 256<<20, lease, 64)
 	{
 		fs := openFS(t, path)

@@ -18,7 +18,9 @@ import (
 //	32  parent  inode number of the directory
 //	40  key     FNV-1a-64 of parent (8 bytes LE) and name
 //	48  unl     physical unlinks done (retire at 2: hash chain and dir list)
-//	56  name    name bytes, no NUL
+//	56  src     the source dirent of the rename that bound this name, else 0
+//	            (compared, never followed)
+//	64  name    name bytes, no NUL
 const (
 	deNext   = 8
 	deDnext  = 16
@@ -26,7 +28,8 @@ const (
 	deParent = 32
 	deKey    = 40
 	deUnl    = 48
-	deName   = 56
+	deSrc    = 56 // source dirent of the rename that bound this one, else 0
+	deName   = 64
 
 	childDead   = 1 << 63
 	childMoving = 1 << 62
@@ -92,6 +95,7 @@ func (fs *FS) newDirent(parent Ino, name string, child uint64) (uint64, error) {
 	r.Store(off+deParent, parent)
 	r.Store(off+deKey, direntKey(parent, name))
 	r.Store(off+deUnl, 0)
+	r.Store(off+deSrc, 0)
 	copy(r.Bytes(off+deName, uint64(len(name))), name)
 	return off, nil
 }

@@ -196,7 +196,7 @@ type Statfs struct {
 }
 
 // inodeCost is what one file costs: an inode and a short-name dirent.
-const inodeCost = 256 + 64
+const inodeCost = 256 + 128
 
 // Statfs sums the allocation counters of every host record: bytes in live
 // objects, whoever allocated or freed them.

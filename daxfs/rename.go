@@ -148,6 +148,7 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 		fs.unreserve(dstDir)
 		return abort(err)
 	}
+	r.Store(n+deSrc, s)
 	var (
 		bound    uint64 // dirent now binding newName to x
 		replaced uint64 // inode entry of a replaced target, 0 if none
@@ -172,10 +173,20 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 		g.setIntentArg(1, 0)
 		fs.free(n)
 		fs.unreserve(dstDir)
+		tc := r.Load(existing + deChild)
+		if tc&childMoving != 0 && r.Load(s+deSrc) == existing {
+			// Our source was bound by the rename that is moving the
+			// target name away: that rename has already bound its target
+			// and only has to retire its source. Wait for it rather
+			// than report a name it is about to give up. (Waiting only
+			// in this case cannot deadlock: the other rename waits for
+			// nothing.)
+			time.Sleep(100 * time.Microsecond)
+			return abort(errRetry)
+		}
 		if flags&RenameNoReplace != 0 {
 			return abort(fmt.Errorf("daxfs: rename onto %q in %d: %w", newName, newParent, ErrExist))
 		}
-		tc := r.Load(existing + deChild)
 		if !childLive(tc) {
 			return abort(errRetry)
 		}
@@ -211,6 +222,7 @@ func (fs *FS) renameMoving(g guard, s, c, xOff uint64, isDir bool, srcDir, dstDi
 		}
 		// The atomic replace: one CAS binds the name to x.
 		g.setIntentArg(2, existing)
+		r.Store(existing+deSrc, s)
 		if !r.CAS(existing+deChild, tc, c) {
 			if yDir {
 				r.CAS(yOff+inDcount, dcountDead, 0)
