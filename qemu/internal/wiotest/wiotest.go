@@ -97,12 +97,19 @@ func (p Params) Validate() error {
 		return fmt.Errorf("wiotest: %d VMs: want 2..%d (one host side, one device side, more VMs only submit)", p.VMs, MaxVMs)
 	case p.Requests < 1 || p.Depth < 1 || p.Migrations < 0:
 		return fmt.Errorf("wiotest: bad params %+v: want requests >= 1, depth >= 1, migrations >= 0", p)
+	case p.Requests < 2*(p.Migrations+1):
+		return fmt.Errorf("wiotest: %d requests per client for %d migrations: want at least 2*(migrations+1), so that every stretch between two migrations has requests in it", p.Requests, p.Migrations)
 	}
 	if _, ok := examples.Get(p.Actor); !ok {
 		return fmt.Errorf("wiotest: %q is not an example actor", p.Actor)
 	}
 	return nil
 }
+
+// Due is the number of requests per client after which migration m is
+// due: the migrations split each client's stream into Migrations+1
+// stretches.
+func (p Params) Due(m int) int { return (m + 1) * p.Requests / (p.Migrations + 1) }
 
 // Boot renders p as role parameters for the kernel command line.
 func (p Params) Boot() map[string]string {
@@ -354,7 +361,7 @@ func Run(ctx context.Context, r *cxl.Region, slot int, p Params, rtc actors.Runt
 		}()
 	}
 	t0 := time.Now()
-	cerr := stream(ctx, a, host, e, slot, p, &rep, t0)
+	cerr := stream(ctx, r, ext.Off, a, host, e, slot, p, &rep, t0)
 	rep.StreamSeconds = time.Since(t0).Seconds()
 	if rep.StreamSeconds > 0 {
 		rep.PerSec = float64(len(rep.Completions)) / rep.StreamSeconds
@@ -384,7 +391,14 @@ func Run(ctx context.Context, r *cxl.Region, slot int, p Params, rtc actors.Runt
 
 // stream sends p.Requests requests with up to p.Depth in flight and
 // records every completion in order.
-func stream(ctx context.Context, a *actors.Arena, host *cxl.Host, e examples.Example, slot int, p Params, rep *Report, t0 time.Time) error {
+//
+// The stream cannot outrun the migrations: before migration m has
+// happened, a client sends only its requests 0..Due(m) (and first takes
+// every output it is owed, so that it holds no ring slot while it waits).
+// Migration m is triggered once VMs*Due(m) requests have completed, so it
+// always comes, and every stretch between two migrations has requests in
+// it, whatever the relative speed of the VMs.
+func stream(ctx context.Context, r *cxl.Region, ext uint64, a *actors.Arena, host *cxl.Host, e examples.Example, slot int, p Params, rep *Report, t0 time.Time) error {
 	c := actors.NewClient(a, host)
 	type pending struct {
 		k int
@@ -413,6 +427,22 @@ func stream(ctx context.Context, a *actors.Arena, host *cxl.Host, e examples.Exa
 		return nil
 	}
 	for k := 0; k < p.Requests; k++ {
+		for {
+			m := r.Load(ext + offTurn)
+			if m >= uint64(p.Migrations) || k <= p.Due(int(m)) {
+				break
+			}
+			for len(q) > 0 {
+				if err := recv(); err != nil {
+					return err
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wiotest: client %d request %d: waiting for migration %d: %w", slot, k, m, ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
+		}
 		t, err := c.Send(ctx, p.Actor, Request(e, slot, k))
 		if err != nil {
 			return fmt.Errorf("wiotest: client %d request %d: %w", slot, k, err)
@@ -435,8 +465,8 @@ func stream(ctx context.Context, a *actors.Arena, host *cxl.Host, e examples.Exa
 // migrate takes this side's turns: migration m (0-based) goes to the
 // device side when m is even and to the host side when odd (the actor is
 // deployed on the host), triggered by the VM that becomes the target once
-// (m+1)/(Migrations+1) of the stream has completed, so the migrations are
-// spread over it. Every side VM waits for the turn word, so exactly
+// VMs*Due(m) requests have completed (the clients wait for it before going
+// further: see stream). Every side VM follows the turn word, so exactly
 // Migrations succeed (an aborted one is retried).
 func migrate(ctx context.Context, r *cxl.Region, ext uint64, a *actors.Arena, p Params, me actors.Side, rep *Report, progress func(string)) error {
 	total := uint64(p.VMs * p.Requests)
@@ -449,7 +479,7 @@ func migrate(ctx context.Context, r *cxl.Region, ext uint64, a *actors.Arena, p 
 		if t%2 == 1 {
 			to = actors.Host
 		}
-		threshold := (t + 1) * total / uint64(p.Migrations+1)
+		threshold := uint64(p.VMs * p.Due(int(t)))
 		if to != me || completed(a, p.Actor) < threshold {
 			select {
 			case <-ctx.Done():
