@@ -93,7 +93,7 @@ $(ACTORS_BIN)/test/%.wasm: actors/testdata/wat/%.wat
 # qemu-test: daxwio across QEMU virtual machines sharing one memory pool
 # (docs/TESTBED.md). Needs qemu-system-x86, linux-image-amd64 and
 # busybox-static; fails with a list of what is missing rather than passing.
-# About 1 min on an idle 2-core machine (4 VM boots), up to ~4 min under
+# About 1 min on an idle 2-core machine (5 VM boots: cas, daxfs, fuse, wio), up to ~4 min under
 # heavy load; results in bin/qemu-test.json.
 .PHONY: qemu-test
 qemu-test:
