@@ -10,13 +10,13 @@ import (
 func init() {
 	var backing *string
 	register(&command{
-		name:    "cat",
-		usage:   "REGION PATH",
-		summary: "Write a file of a daxfs region to stdout without mounting it.",
-		setup: func(f *flag.FlagSet) {
+		Name:    "cat",
+		Usage:   "REGION PATH",
+		Summary: "Write a file of a daxfs region to stdout without mounting it.",
+		Setup: func(f *flag.FlagSet) {
 			backing = f.String("backing", "", "backing file of a split image (default: the path mkfs recorded)")
 		},
-		run: func(f *flag.FlagSet, args []string) error {
+		Run: func(f *flag.FlagSet, args []string) error {
 			if len(args) != 2 {
 				return usageError("want REGION PATH, got %d arguments", len(args))
 			}

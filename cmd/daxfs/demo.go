@@ -19,18 +19,18 @@ func init() {
 	var region string
 	var files int
 	register(&command{
-		name:  "demo",
-		usage: "",
-		summary: "Format a region in /dev/shm and run two host processes on it at once.\n\n" +
+		Name:  "demo",
+		Usage: "",
+		Summary: "Format a region in /dev/shm and run two host processes on it at once.\n\n" +
 			"Each host writes files into its own directory and reads the other's as they\n" +
 			"appear (each file is written under a temporary name and renamed into place);\n" +
 			"both race to create the same names in /claims (exactly one wins each).\n" +
 			"It prints what each host saw and checks every byte.",
-		setup: func(fs *flag.FlagSet) {
+		Setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&region, "region", cxl.DefaultPath("demo"), "region file to create (removed at the end)")
 			fs.IntVar(&files, "files", 200, "files each host writes and names each host races for")
 		},
-		run: func(_ *flag.FlagSet, args []string) error {
+		Run: func(_ *flag.FlagSet, args []string) error {
 			if len(args) != 0 {
 				return usageError("demo takes no arguments")
 			}
@@ -39,16 +39,16 @@ func init() {
 	})
 	var id, peer string
 	register(&command{
-		name:    "demo-host",
-		usage:   "",
-		summary: "One host of \"daxfs demo\" (started by it).",
-		setup: func(fs *flag.FlagSet) {
+		Name:    "demo-host",
+		Usage:   "",
+		Summary: "One host of \"daxfs demo\" (started by it).",
+		Setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&region, "region", "", "region")
 			fs.StringVar(&id, "id", "", "this host's name")
 			fs.StringVar(&peer, "peer", "", "the other host's name")
 			fs.IntVar(&files, "files", 200, "files to write")
 		},
-		run: func(_ *flag.FlagSet, _ []string) error { return demoHost(region, id, peer, files) },
+		Run: func(_ *flag.FlagSet, _ []string) error { return demoHost(region, id, peer, files) },
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+
+	"github.com/daxwio/daxwio/internal/cli"
 )
 
 // e2fsck's exit codes.
@@ -16,17 +18,17 @@ const (
 func init() {
 	var repair *bool
 	register(&command{
-		name:  "fsck",
-		usage: "REGION",
-		summary: `Check a daxfs region: hash chains, inodes, dirents, directory lists, page
+		Name:  "fsck",
+		Usage: "REGION",
+		Summary: `Check a daxfs region: hash chains, inodes, dirents, directory lists, page
 tables, free lists, limbo lists, host records and the base image. Exit status
 (as e2fsck): 0 clean, 1 errors were repaired, 4 errors are left. Without
 --repair it only reads. Run it on a quiescent region: on a live one,
 operations in flight show up as problems.`,
-		setup: func(f *flag.FlagSet) {
+		Setup: func(f *flag.FlagSet) {
 			repair = f.Bool("repair", false, "fix what can be fixed (joins the host table; leaked objects are only reclaimed when no other host is alive)")
 		},
-		run: func(f *flag.FlagSet, args []string) error {
+		Run: func(f *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return usageError("want one REGION, got %d arguments", len(args))
 			}
@@ -38,7 +40,7 @@ operations in flight show up as problems.`,
 func runFsck(path string, repair bool) error {
 	r, fsys, err := openRegion(path, repair, "")
 	if err != nil {
-		return &exitError{code: 8, err: err}
+		return cli.Exit(8, err)
 	}
 	defer r.Close()
 	defer fsys.Close()
@@ -46,13 +48,13 @@ func runFsck(path string, repair bool) error {
 		rep := fsys.Check()
 		printCheck(path, rep.Inodes, rep.Dirents, rep.Problems)
 		if len(rep.Problems) > 0 {
-			return &exitError{code: fsckLeft, err: fmt.Errorf("%s: %d problem(s) found (%d severe); run with --repair", path, len(rep.Problems), rep.Severe())}
+			return cli.Exit(fsckLeft, fmt.Errorf("%s: %d problem(s) found (%d severe); run with --repair", path, len(rep.Problems), rep.Severe()))
 		}
 		return nil
 	}
 	rr, err := fsys.Repair()
 	if err != nil {
-		return &exitError{code: fsckLeft, err: err}
+		return cli.Exit(fsckLeft, err)
 	}
 	b := rr.Before
 	fmt.Printf("%s: before repair:\n", path)
@@ -68,14 +70,14 @@ func runFsck(path string, repair bool) error {
 	if len(a.Problems) > 0 {
 		fmt.Printf("%s: after repair:\n", path)
 		printCheck(path, a.Inodes, a.Dirents, a.Problems)
-		return &exitError{code: fsckLeft, err: fmt.Errorf("%s: %d problem(s) left after repair (%d severe)", path, len(a.Problems), a.Severe())}
+		return cli.Exit(fsckLeft, fmt.Errorf("%s: %d problem(s) left after repair (%d severe)", path, len(a.Problems), a.Severe()))
 	}
 	if len(b.Problems) == 0 {
 		fmt.Printf("%s: clean\n", path)
 		return nil
 	}
 	fmt.Printf("%s: repaired, now clean\n", path)
-	return &exitError{code: fsckRepaired, err: errors.New("errors were repaired")}
+	return cli.Exit(fsckRepaired, errors.New("errors were repaired"))
 }
 
 func printCheck[P fmt.Stringer](path string, inodes, names uint64, problems []P) {

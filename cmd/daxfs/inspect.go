@@ -11,15 +11,15 @@ import (
 func init() {
 	var asJSON *bool
 	register(&command{
-		name:  "inspect",
-		usage: "REGION",
-		summary: `Show a daxfs region's layout and state: superblock, extents, base image,
+		Name:  "inspect",
+		Usage: "REGION",
+		Summary: `Show a daxfs region's layout and state: superblock, extents, base image,
 overlay fill and longest hash chain, pool use by size class, free lists and the
 host table (alive or dead). Read-only; safe while hosts use the region.`,
-		setup: func(f *flag.FlagSet) {
+		Setup: func(f *flag.FlagSet) {
 			asJSON = f.Bool("json", false, "print JSON")
 		},
-		run: func(f *flag.FlagSet, args []string) error {
+		Run: func(f *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return usageError("want one REGION, got %d arguments", len(args))
 			}

@@ -16,14 +16,14 @@ func init() {
 	var long *bool
 	var backing *string
 	register(&command{
-		name:    "ls",
-		usage:   "REGION [PATH]",
-		summary: "List a directory (or show one file) of a daxfs region without mounting it.",
-		setup: func(f *flag.FlagSet) {
+		Name:    "ls",
+		Usage:   "REGION [PATH]",
+		Summary: "List a directory (or show one file) of a daxfs region without mounting it.",
+		Setup: func(f *flag.FlagSet) {
 			long = f.Bool("l", false, "long format: mode, links, owner, group, size, mtime")
 			backing = f.String("backing", "", "backing file of a split image (default: the path mkfs recorded)")
 		},
-		run: func(f *flag.FlagSet, args []string) error {
+		Run: func(f *flag.FlagSet, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageError("want REGION [PATH], got %d arguments", len(args))
 			}

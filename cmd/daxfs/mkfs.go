@@ -24,16 +24,16 @@ func init() {
 		force, progress           *bool
 	)
 	register(&command{
-		name:  "mkfs",
-		usage: "REGION",
-		summary: `Create or format REGION (a file, /dev/daxX.Y or a PCI resource file) as daxfs.
+		Name:  "mkfs",
+		Usage: "REGION",
+		Summary: `Create or format REGION (a file, /dev/daxX.Y or a PCI resource file) as daxfs.
 Modes: empty (no base image: everything is written through the overlay),
 static (a read-only base image of --from with file data inline) and split (the
 base image's metadata in the region, file data in --backing, a writable
 overlay on top). The default is static with --from, empty without.
 Sizes take K, M, G or T suffixes (powers of 1024). Refuses to format a region
 that live hosts are using unless --force.`,
-		setup: func(fs *flag.FlagSet) {
+		Setup: func(fs *flag.FlagSet) {
 			mode = fs.String("mode", "", "empty, static or split (default: static with --from, else empty)")
 			from = fs.String("from", "", "build the base image from directory `DIR`")
 			backing = fs.String("backing", "", "split mode: write file data to `FILE` (created or truncated)")
@@ -45,7 +45,7 @@ that live hosts are using unless --force.`,
 			force = fs.Bool("force", false, "format even if live hosts use the region")
 			progress = fs.Bool("progress", false, "report progress on stderr even when it is not a terminal")
 		},
-		run: func(fs *flag.FlagSet, args []string) error {
+		Run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return usageError("want one REGION, got %d arguments", len(args))
 			}

@@ -30,21 +30,21 @@ func init() {
 		debug      *bool
 	)
 	register(&command{
-		name:  "mount",
-		usage: "REGION MOUNTPOINT",
-		summary: `Mount a daxfs region with FUSE and serve it in the foreground.
+		Name:  "mount",
+		Usage: "REGION MOUNTPOINT",
+		Summary: `Mount a daxfs region with FUSE and serve it in the foreground.
 SIGINT or SIGTERM unmounts. As root it calls mount(2) itself; otherwise it
 uses fusermount3 (Debian package fuse3). Every host may mount the same region
 at once; a change through one mount is visible through the others as soon as
 its call returns (see docs/FUSE.md).`,
-		setup: func(fs *flag.FlagSet) {
+		Setup: func(fs *flag.FlagSet) {
 			metrics = fs.String("metrics", "", "serve Prometheus metrics on `ADDR` (host:port) at /metrics")
 			allowOther = fs.Bool("allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 			ro = fs.Bool("ro", false, "mount read-only")
 			coherence = fs.String("coherence", string(daxfuse.CoherenceZero), "cache coherence across mounts: zero (no kernel caching) or counter (cache names, invalidate from the region's change counter)")
 			debug = fs.Bool("debug", false, "log every FUSE request")
 		},
-		run: func(fs *flag.FlagSet, args []string) error {
+		Run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 2 {
 				return usageError("mount: want REGION MOUNTPOINT, got %d arguments", len(args))
 			}

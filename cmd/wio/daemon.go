@@ -44,11 +44,11 @@ func init() {
 	for _, side := range []actors.Side{actors.Host, actors.Device} {
 		f := &daemonFlags{}
 		register(&command{
-			name:  side.String(),
-			usage: "",
-			summary: fmt.Sprintf("Run the %v-side daemon.\n\nIt serves the actors this side owns, takes over actors of a dead owner and follows\n"+
+			Name:  side.String(),
+			Usage: "",
+			Summary: fmt.Sprintf("Run the %v-side daemon.\n\nIt serves the actors this side owns, takes over actors of a dead owner and follows\n"+
 				"migrations. It stops on SIGINT/SIGTERM, handing its actors to the other side.", side),
-			setup: func(fs *flag.FlagSet) {
+			Setup: func(fs *flag.FlagSet) {
 				f.region.add(fs)
 				fs.BoolVar(&f.create, "create", true, "create and format the region file (with only an actors extent) if it does not exist")
 				fs.StringVar(&f.size, "size", "256M", "size of a region created with --create")
@@ -62,7 +62,7 @@ func init() {
 				fs.UintVar(&f.maxReq, "max-request", 64<<10, "largest request in bytes when formatting a new arena")
 				fs.BoolVar(&f.verbose, "v", false, "log ownership changes to stderr")
 			},
-			run: func(fs *flag.FlagSet, args []string) error {
+			Run: func(fs *flag.FlagSet, args []string) error {
 				if len(args) != 0 {
 					return usageError("unexpected arguments %q", args)
 				}

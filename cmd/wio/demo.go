@@ -13,13 +13,13 @@ import (
 func init() {
 	var o demo.Options
 	register(&command{
-		name: "demo",
-		summary: "Run the thermal/power placement experiment and write demo-report/ (report.json, PNG plots).\n" +
+		Name: "demo",
+		Summary: "Run the thermal/power placement experiment and write demo-report/ (report.json, PNG plots).\n" +
 			"An emulated CSD (a model, not a measurement) with a 30-minute thermal profile compressed into a\n" +
 			"minute runs a compress+checksum write workload under device-pinned, host-pinned and adaptive\n" +
 			"placement; every number in the report is measured from what ran.",
-		setup: func(fs *flag.FlagSet) { o.Register(fs) },
-		run: func(fs *flag.FlagSet, args []string) error {
+		Setup: func(fs *flag.FlagSet) { o.Register(fs) },
+		Run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 0 {
 				return usageError("unexpected arguments %q", args)
 			}

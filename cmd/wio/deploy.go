@@ -21,11 +21,11 @@ func init() {
 		trust  bool
 	)
 	register(&command{
-		name:  "deploy",
-		usage: "NAME FILE.wasm",
-		summary: "Validate a wasm actor and publish it in the region under NAME.\n\nImports, exports, the start function and wio_init are checked here; a malformed or\n" +
+		Name:  "deploy",
+		Usage: "NAME FILE.wasm",
+		Summary: "Validate a wasm actor and publish it in the region under NAME.\n\nImports, exports, the start function and wio_init are checked here; a malformed or\n" +
 			"hostile module is rejected with a message and nothing is published.",
-		setup: func(fs *flag.FlagSet) {
+		Setup: func(fs *flag.FlagSet) {
 			region.add(fs)
 			fs.StringVar(&side, "side", "host", "side the actor starts on: host or device")
 			fs.UintVar(&state, "state", 4096, "state arena size in bytes")
@@ -34,7 +34,7 @@ func init() {
 			fs.DurationVar(&tmo, "timeout", time.Minute, "give up after this long")
 			fs.BoolVar(&trust, "trusted", false, "run without a per-call deadline (faster; a runaway actor blocks itself)")
 		},
-		run: func(fs *flag.FlagSet, args []string) error {
+		Run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 2 {
 				return usageError("want NAME FILE.wasm, got %d arguments", len(args))
 			}

@@ -17,15 +17,15 @@ func init() {
 		tmo    time.Duration
 	)
 	register(&command{
-		name:  "migrate",
-		usage: "NAME host|device",
-		summary: "Move actor NAME to a side by drain-and-switch and wait for the outcome.\n\nExits non-zero if the target side has no daemon or the handoff was aborted (the actor\n" +
+		Name:  "migrate",
+		Usage: "NAME host|device",
+		Summary: "Move actor NAME to a side by drain-and-switch and wait for the outcome.\n\nExits non-zero if the target side has no daemon or the handoff was aborted (the actor\n" +
 			"then stays where it was).",
-		setup: func(fs *flag.FlagSet) {
+		Setup: func(fs *flag.FlagSet) {
 			region.add(fs)
 			fs.DurationVar(&tmo, "timeout", 30*time.Second, "give up after this long")
 		},
-		run: func(fs *flag.FlagSet, args []string) error {
+		Run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 2 {
 				return usageError("want NAME host|device, got %d arguments", len(args))
 			}

@@ -15,13 +15,13 @@ func init() {
 		asJSON bool
 	)
 	register(&command{
-		name:    "status",
-		summary: "Show both sides' daemons and every actor (owner, epoch, queue, migrations, blackout).",
-		setup: func(fs *flag.FlagSet) {
+		Name:    "status",
+		Summary: "Show both sides' daemons and every actor (owner, epoch, queue, migrations, blackout).",
+		Setup: func(fs *flag.FlagSet) {
 			region.add(fs)
 			fs.BoolVar(&asJSON, "json", false, "print JSON")
 		},
-		run: func(fs *flag.FlagSet, args []string) error {
+		Run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 0 {
 				return usageError("unexpected arguments %q", args)
 			}

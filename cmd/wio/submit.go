@@ -14,14 +14,14 @@ func init() {
 		tmo    time.Duration
 	)
 	register(&command{
-		name:    "submit",
-		usage:   "NAME",
-		summary: "Send standard input as one request to actor NAME and write its output to standard output.",
-		setup: func(fs *flag.FlagSet) {
+		Name:    "submit",
+		Usage:   "NAME",
+		Summary: "Send standard input as one request to actor NAME and write its output to standard output.",
+		Setup: func(fs *flag.FlagSet) {
 			region.add(fs)
 			fs.DurationVar(&tmo, "timeout", 30*time.Second, "give up after this long")
 		},
-		run: func(fs *flag.FlagSet, args []string) error {
+		Run: func(fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return usageError("want NAME, got %d arguments", len(args))
 			}
