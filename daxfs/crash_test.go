@@ -134,7 +134,8 @@ func TestCrashKill9(t *testing.T) {
 	// Short enough to reap dead workers during the run, long enough that a
 	// starved (not dead) worker on a loaded 2-core machine keeps its slot.
 	const lease = 3 * time.Second
-	mkfsHosts(t, path, 256<<20, lease, 64)
+	// Kills come faster than leases expire: room for every dead worker.
+	mkfsHosts(t, path, 256<<20, lease, 256)
 	{
 		fs := openFS(t, path)
 		p := fs.Paths(0, 0)
