@@ -134,8 +134,10 @@ func TestCrashKill9(t *testing.T) {
 	// Short enough to reap dead workers during the run, long enough that a
 	// starved (not dead) worker on a loaded 2-core machine keeps its slot.
 	const lease = 3 * time.Second
-	// Kills come faster than leases expire: room for every dead worker.
-	mkfsHosts(t, path, 256<<20, lease, 256)
+	// Kills come faster than leases expire: room for every dead worker's
+	// slot, and pool for what the workers write (soaks run more trials).
+	trials := crashTrials()
+	mkfsHosts(t, path, int64(256+max(0, trials-100))<<20, lease, 256)
 	{
 		fs := openFS(t, path)
 		p := fs.Paths(0, 0)
@@ -161,7 +163,6 @@ func TestCrashKill9(t *testing.T) {
 		return w
 	}
 	live := []worker{start(), start()}
-	trials := crashTrials()
 	for k := range trials {
 		time.Sleep(time.Duration(5+rand.IntN(40)) * time.Millisecond)
 		i := rand.IntN(len(live))
