@@ -398,39 +398,12 @@ func runPolicy(ctx context.Context, c Config, policy string, nominalBps float64)
 
 	// Scheduler (adaptive only): signals from the region's telemetry
 	// words and the host cap, moves through the executor.
-	var moves []Move
-	var movesMu sync.Mutex
+	var moves moveLog
 	if policy == Adaptive {
-		pol, err := scheduler.NewPolicy(c.wallScheduler())
-		if err != nil {
+		src := &signalSource{region: region, off: telOff, host: host, ex: ex}
+		if err := startAdaptive(rctx, &wg, c, src, ex, began, &moves); err != nil {
 			return res, err
 		}
-		src := &signalSource{region: region, off: telOff, host: host, ex: ex}
-		var lastBlackout time.Duration // Tick calls Move, then OnDecision, on one goroutine
-		mover := moverFunc(func(ctx context.Context, actor string, to scheduler.Side) (time.Duration, error) {
-			bo, err := ex.Move(ctx, actor, to)
-			lastBlackout = bo
-			return bo, err
-		})
-		loop := &scheduler.Loop{Policy: pol, Source: src, Mover: mover, Period: c.Sample, Log: c.Log,
-			OnDecision: func(d scheduler.Decision, err error) {
-				if d.Action != scheduler.Migrate {
-					return
-				}
-				m := Move{T: modelSince(began, c), Actor: d.Actor, To: d.To.String(), Reason: string(d.Reason), TempC: d.TempC,
-					BlackoutMs: float64(lastBlackout) / 1e6}
-				if err != nil {
-					m.Error = err.Error()
-				}
-				movesMu.Lock()
-				moves = append(moves, m)
-				movesMu.Unlock()
-			}}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = loop.Run(rctx)
-		}()
 	}
 
 	// Sampler: publish telemetry, record the series, print progress.
@@ -490,9 +463,7 @@ func runPolicy(ctx context.Context, c Config, policy string, nominalBps float64)
 
 	fillResult(&res, lats, wall, c, hb, db, throttledS)
 	res.Errors = errs
-	movesMu.Lock()
-	res.Moves = moves
-	movesMu.Unlock()
+	res.Moves = moves.list()
 	for _, m := range res.Moves {
 		if m.Error == "" {
 			res.Migrations++
@@ -567,6 +538,58 @@ func (s *signalSource) Sample(context.Context) (scheduler.Signals, []scheduler.A
 	h := s.host.State()
 	return scheduler.Signals{At: time.Now(), DeviceTempC: t.TempC, DeviceFactor: t.Factor,
 		HostPowerW: h.PowerW, HostCapW: h.CapW, HostSpeed: h.Speed}, s.ex.Actors(), nil
+}
+
+// moveLog collects the migrations the adaptive loop made.
+type moveLog struct {
+	mu    sync.Mutex
+	moves []Move
+}
+
+func (l *moveLog) add(m Move) {
+	l.mu.Lock()
+	l.moves = append(l.moves, m)
+	l.mu.Unlock()
+}
+
+func (l *moveLog) list() []Move {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.moves
+}
+
+// startAdaptive runs the adaptive policy's scheduler loop until rctx ends:
+// signals from src, migrations through ex, each one recorded in log with
+// its blackout.
+func startAdaptive(rctx context.Context, wg *sync.WaitGroup, c Config, src scheduler.Source, ex Executor, began time.Time, log *moveLog) error {
+	pol, err := scheduler.NewPolicy(c.wallScheduler())
+	if err != nil {
+		return err
+	}
+	var lastBlackout time.Duration // Tick calls Move, then OnDecision, on one goroutine
+	mover := moverFunc(func(ctx context.Context, actor string, to scheduler.Side) (time.Duration, error) {
+		bo, err := ex.Move(ctx, actor, to)
+		lastBlackout = bo
+		return bo, err
+	})
+	loop := &scheduler.Loop{Policy: pol, Source: src, Mover: mover, Period: c.Sample, Log: c.Log,
+		OnDecision: func(d scheduler.Decision, err error) {
+			if d.Action != scheduler.Migrate {
+				return
+			}
+			m := Move{T: modelSince(began, c), Actor: d.Actor, To: d.To.String(), Reason: string(d.Reason), TempC: d.TempC,
+				BlackoutMs: float64(lastBlackout) / 1e6}
+			if err != nil {
+				m.Error = err.Error()
+			}
+			log.add(m)
+		}}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = loop.Run(rctx)
+	}()
+	return nil
 }
 
 type moverFunc func(ctx context.Context, actor string, to scheduler.Side) (time.Duration, error)

@@ -704,40 +704,13 @@ func runPolicyProcs(ctx context.Context, c Config, policy string, nominal float6
 	rctx, cancel := context.WithDeadline(ctx, began.Add(wallDur))
 	defer cancel()
 
-	var moves []Move
-	var movesMu sync.Mutex
+	var moves moveLog
 	var wg sync.WaitGroup
 	if policy == Adaptive {
-		pol, err := scheduler.NewPolicy(c.wallScheduler())
-		if err != nil {
+		src := &signalSource{region: w.r, off: w.telOff, host: host, ex: ex}
+		if err := startAdaptive(rctx, &wg, c, src, ex, began, &moves); err != nil {
 			return res, err
 		}
-		src := &signalSource{region: w.r, off: w.telOff, host: host, ex: ex}
-		var lastBlackout time.Duration
-		mover := moverFunc(func(ctx context.Context, actor string, to scheduler.Side) (time.Duration, error) {
-			bo, err := ex.Move(ctx, actor, to)
-			lastBlackout = bo
-			return bo, err
-		})
-		loop := &scheduler.Loop{Policy: pol, Source: src, Mover: mover, Period: c.Sample, Log: c.Log,
-			OnDecision: func(d scheduler.Decision, err error) {
-				if d.Action != scheduler.Migrate {
-					return
-				}
-				m := Move{T: modelSince(began, c), Actor: d.Actor, To: d.To.String(), Reason: string(d.Reason), TempC: d.TempC,
-					BlackoutMs: float64(lastBlackout) / 1e6}
-				if err != nil {
-					m.Error = err.Error()
-				}
-				movesMu.Lock()
-				moves = append(moves, m)
-				movesMu.Unlock()
-			}}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = loop.Run(rctx)
-		}()
 	}
 
 	tick := time.NewTicker(c.Sample)
@@ -829,9 +802,7 @@ func runPolicyProcs(ctx context.Context, c Config, policy string, nominal float6
 		res.Bytes += l.bytes
 	}
 	fillResult(&res, ms, wall, c, hb, db, throttledS)
-	movesMu.Lock()
-	res.Moves = moves
-	movesMu.Unlock()
+	res.Moves = moves.list()
 	for _, m := range res.Moves {
 		if m.Error == "" {
 			res.Migrations++
