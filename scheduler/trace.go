@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/daxwio/daxwio/internal/csvrows"
 )
 
 // ErrBadTrace is wrapped by every signal trace parsing error.
@@ -23,60 +23,23 @@ const maxTraceRows = 1 << 20
 // t_s in seconds from base). An optional header row, blank lines and '#'
 // comments are skipped. Times must be non-decreasing.
 func ReadSignals(r io.Reader, base time.Time) ([]Signals, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<16)
 	var out []Signals
-	line := 0
-	seen := false
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		first := !seen
-		seen = true
-		f := strings.Split(s, ",")
-		if len(f) != 6 {
-			return nil, fmt.Errorf("%w: line %d: %d fields, want 6 (%s)", ErrBadTrace, line, len(f), SignalColumns)
-		}
-		var v [6]float64
-		var err error
-		for i := range f {
-			if v[i], err = strconv.ParseFloat(strings.TrimSpace(f[i]), 64); err != nil {
-				break
-			}
-			if math.IsNaN(v[i]) || math.IsInf(v[i], 0) {
-				err = fmt.Errorf("field %d not finite", i+1)
-				break
-			}
-		}
-		if err != nil {
-			if first {
-				continue // header
-			}
-			return nil, fmt.Errorf("%w: line %d: %v", ErrBadTrace, line, err)
-		}
+	_, err := csvrows.Read(r, SignalColumns, maxTraceRows, func(_ int, v []float64) error {
 		if v[0] < 0 || v[0] > 1e9 {
-			return nil, fmt.Errorf("%w: line %d: time %g out of [0,1e9] s", ErrBadTrace, line, v[0])
+			return fmt.Errorf("time %g out of [0,1e9] s", v[0])
 		}
 		if v[2] < 0 || v[2] > 1 || v[5] < 0 || v[5] > 1 || v[3] < 0 || v[4] < 0 {
-			return nil, fmt.Errorf("%w: line %d: factor/speed must be in [0,1] and powers >= 0", ErrBadTrace, line)
+			return fmt.Errorf("factor/speed must be in [0,1] and powers >= 0")
 		}
 		at := base.Add(time.Duration(v[0] * float64(time.Second)))
 		if n := len(out); n > 0 && at.Before(out[n-1].At) {
-			return nil, fmt.Errorf("%w: line %d: time %gs goes backwards", ErrBadTrace, line, v[0])
-		}
-		if len(out) >= maxTraceRows {
-			return nil, fmt.Errorf("%w: more than %d rows", ErrBadTrace, maxTraceRows)
+			return fmt.Errorf("time %gs goes backwards", v[0])
 		}
 		out = append(out, Signals{At: at, DeviceTempC: v[1], DeviceFactor: v[2], HostPowerW: v[3], HostCapW: v[4], HostSpeed: v[5]})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %v", ErrBadTrace, line+1, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no rows", ErrBadTrace)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadTrace, err)
 	}
 	return out, nil
 }

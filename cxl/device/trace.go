@@ -8,8 +8,9 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/daxwio/daxwio/internal/csvrows"
 )
 
 // ErrBadTrace is wrapped by every trace parsing error.
@@ -38,66 +39,27 @@ type Trace struct {
 // non-negative and strictly increasing; throughputs non-negative with at
 // least one positive.
 func ReadTrace(r io.Reader) (*Trace, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<16)
 	tr := &Trace{}
-	line := 0
-	header := false // a header row may only be the first non-blank line
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		f := strings.Split(s, ",")
-		if len(f) != 3 {
-			return nil, fmt.Errorf("%w: line %d: %d fields, want 3 (time_s,temp_c,throughput)", ErrBadTrace, line, len(f))
-		}
-		var v [3]float64
-		var err error
-		for i := range f {
-			v[i], err = strconv.ParseFloat(strings.TrimSpace(f[i]), 64)
-			if err != nil {
-				break
-			}
-		}
-		if err != nil {
-			if len(tr.pts) == 0 && !header {
-				header = true
-				continue
-			}
-			return nil, fmt.Errorf("%w: line %d: %v", ErrBadTrace, line, err)
-		}
-		header = true
-		for i, x := range v {
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, fmt.Errorf("%w: line %d: field %d is not finite", ErrBadTrace, line, i+1)
-			}
-		}
+	_, err := csvrows.Read(r, "time_s,temp_c,throughput", MaxTraceRows, func(_ int, v []float64) error {
 		if v[0] < 0 || v[0] > 1e9 {
-			return nil, fmt.Errorf("%w: line %d: time %g out of range [0,1e9] s", ErrBadTrace, line, v[0])
+			return fmt.Errorf("time %g out of range [0,1e9] s", v[0])
 		}
 		if v[1] < -273.15 || v[1] > 1000 {
-			return nil, fmt.Errorf("%w: line %d: temperature %g°C out of range", ErrBadTrace, line, v[1])
+			return fmt.Errorf("temperature %g°C out of range", v[1])
 		}
 		if v[2] < 0 {
-			return nil, fmt.Errorf("%w: line %d: negative throughput %g", ErrBadTrace, line, v[2])
+			return fmt.Errorf("negative throughput %g", v[2])
 		}
 		at := time.Duration(v[0] * float64(time.Second))
 		if n := len(tr.pts); n > 0 && at <= tr.pts[n-1].At {
-			return nil, fmt.Errorf("%w: line %d: time %gs not after previous row", ErrBadTrace, line, v[0])
-		}
-		if len(tr.pts) >= MaxTraceRows {
-			return nil, fmt.Errorf("%w: more than %d rows", ErrBadTrace, MaxTraceRows)
+			return fmt.Errorf("time %gs not after previous row", v[0])
 		}
 		tr.pts = append(tr.pts, TracePoint{At: at, TempC: v[1], Throughput: v[2]})
 		tr.peak = math.Max(tr.peak, v[2])
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %v", ErrBadTrace, line+1, err)
-	}
-	if len(tr.pts) == 0 {
-		return nil, fmt.Errorf("%w: no rows", ErrBadTrace)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadTrace, err)
 	}
 	if tr.peak <= 0 {
 		return nil, fmt.Errorf("%w: throughput is zero everywhere", ErrBadTrace)

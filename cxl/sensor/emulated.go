@@ -1,18 +1,16 @@
 package sensor
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/daxwio/daxwio/cxl/device"
+	"github.com/daxwio/daxwio/internal/csvrows"
 )
 
 // DeviceSource is what the emulated-device sensors read: *device.Device.
@@ -104,48 +102,21 @@ var ErrBadCapTrace = errors.New("sensor: bad power-cap trace")
 // ReadCapTrace parses a CSV of "time_s,cap_w" rows (optional header, '#'
 // comments, strictly increasing times, cap >= 0 where 0 means no cap).
 func ReadCapTrace(r io.Reader) ([]CapPoint, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<16)
 	var out []CapPoint
-	line := 0
-	seen := false
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		first := !seen
-		seen = true
-		f := strings.Split(s, ",")
-		if len(f) != 2 {
-			return nil, fmt.Errorf("%w: line %d: %d fields, want 2 (time_s,cap_w)", ErrBadCapTrace, line, len(f))
-		}
-		t, err1 := strconv.ParseFloat(strings.TrimSpace(f[0]), 64)
-		c, err2 := strconv.ParseFloat(strings.TrimSpace(f[1]), 64)
-		if err1 != nil || err2 != nil {
-			if first {
-				continue
-			}
-			return nil, fmt.Errorf("%w: line %d: not two numbers: %q", ErrBadCapTrace, line, truncate(s))
-		}
+	_, err := csvrows.Read(r, "time_s,cap_w", 1<<20, func(_ int, v []float64) error {
+		t, c := v[0], v[1]
 		if !(t >= 0 && t <= 1e9) || !(c >= 0 && c <= 1e6) {
-			return nil, fmt.Errorf("%w: line %d: time %g s or cap %g W out of range", ErrBadCapTrace, line, t, c)
+			return fmt.Errorf("time %g s or cap %g W out of range", t, c)
 		}
 		at := time.Duration(t * float64(time.Second))
 		if n := len(out); n > 0 && at <= out[n-1].At {
-			return nil, fmt.Errorf("%w: line %d: time %g s not after the previous row", ErrBadCapTrace, line, t)
-		}
-		if len(out) >= 1<<20 {
-			return nil, fmt.Errorf("%w: too many rows", ErrBadCapTrace)
+			return fmt.Errorf("time %g s not after the previous row", t)
 		}
 		out = append(out, CapPoint{At: at, CapW: c})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %v", ErrBadCapTrace, line+1, err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no rows", ErrBadCapTrace)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCapTrace, err)
 	}
 	return out, nil
 }
